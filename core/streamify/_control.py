@@ -1,0 +1,123 @@
+"""The ``ControlPlane`` interface: the small JSON side of a multipart upload.
+
+Two implementations share it: ``S3ControlPlane`` talks to S3 with credentials (trusted
+clients), ``HttpControlPlane`` talks to the Streamify API service (untrusted clients).
+The bytes never go through a control plane: it only hands out presigned part URLs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ._destination import Destination
+
+__all__ = [
+    "ControlPlane",
+    "ObjectInfo",
+    "OpenUpload",
+    "PartToSign",
+    "SignedPart",
+    "UploadedPart",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PartToSign:
+    """A part the client is about to send; ``md5`` (base64) and ``checksum`` get signed in."""
+
+    number: int
+    size: int | None = None
+    md5: str | None = None
+    checksum: str | None = None
+    """Base64 value of the upload's additional checksum algorithm for this part."""
+
+
+@dataclass(frozen=True, slots=True)
+class SignedPart:
+    """A presigned URL for one part, with the headers the PUT must carry."""
+
+    number: int
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    expires_in: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedPart:
+    """A part S3 holds (from ListParts or from a successful PUT)."""
+
+    number: int
+    etag: str
+    size: int
+    checksum: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenUpload:
+    """A multipart upload that was started and neither completed nor aborted."""
+
+    destination: Destination
+    upload_id: str
+    initiated: float
+    """Seconds since the epoch."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    size: int
+    etag: str
+
+
+class ControlPlane(Protocol):
+    """Upload lifecycle operations. Errors are raised as ``StreamifyError`` subclasses."""
+
+    @property
+    def endpoint(self) -> str:
+        """Identifies the storage behind this control plane (keys the resume state)."""
+        ...
+
+    sign_linger: float
+    """Seconds to wait for more parts to sign together (0 when signing is local and free)."""
+
+    def create_upload(
+        self,
+        destination: Destination,
+        *,
+        content_type: str,
+        metadata: Mapping[str, str],
+        checksum: str,
+        size: int | None = None,
+    ) -> str:
+        """Start a multipart upload and return its upload id."""
+        ...
+
+    def sign_parts(
+        self, destination: Destination, upload_id: str, parts: Sequence[PartToSign],
+        *, expires_in: int,
+    ) -> list[SignedPart]:
+        """Presign a PUT URL for each part, in the order given."""
+        ...
+
+    def list_parts(self, destination: Destination, upload_id: str) -> list[UploadedPart]:
+        """Every part S3 holds for the upload (all pages). ``UploadGoneError`` if gone."""
+        ...
+
+    def list_uploads(self, destination: Destination) -> list[OpenUpload]:
+        """Open uploads whose key starts with ``destination.key``, oldest first."""
+        ...
+
+    def complete(
+        self, destination: Destination, upload_id: str, parts: Sequence[UploadedPart],
+    ) -> ObjectInfo:
+        """Ask S3 to assemble the object; returns its size and ETag as read back."""
+        ...
+
+    def abort(self, destination: Destination, upload_id: str) -> None:
+        """Abort the upload and let S3 free its parts."""
+        ...
+
+    def head(self, destination: Destination) -> ObjectInfo | None:
+        """The object's size and ETag, or ``None`` when there is no such object."""
+        ...

@@ -1,0 +1,40 @@
+"""``Destination``: where an object goes, parsed from ``s3://bucket/key``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._errors import DestinationError
+
+__all__ = ["Destination"]
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    bucket: str
+    key: str
+
+    @classmethod
+    def parse(cls, url: str) -> Destination:
+        """Parse ``s3://bucket/key``. A trailing ``/`` means a prefix (``key`` ends with ``/``)."""
+        if not url.startswith("s3://"):
+            raise DestinationError(f"destination {url!r} must look like s3://bucket/key")
+        bucket, _, key = url[len("s3://") :].partition("/")
+        if not bucket:
+            raise DestinationError(f"destination {url!r} names no bucket: use s3://bucket/key")
+        return cls(bucket=bucket, key=key)
+
+    @property
+    def is_prefix(self) -> bool:
+        return self.key == "" or self.key.endswith("/")
+
+    def child(self, name: str) -> Destination:
+        """The destination of ``name`` inside this prefix."""
+        return Destination(self.bucket, self.key + name)
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def __str__(self) -> str:
+        return self.url

@@ -1,0 +1,107 @@
+"""Every error Streamify raises on purpose.
+
+The tree::
+
+    StreamifyError                  base; ``exit_code`` for the CLI, ``str()`` is one clear line
+    ├── ConfigError                 a bad option or size (exit 2)
+    ├── SourceError                 the file or URL to upload
+    │   └── SourceChangedError      the source differs from the one the open upload was started with
+    ├── StateStoreError             the resume state location cannot be read or written
+    ├── DestinationError            bad ``s3://`` URL, missing bucket
+    ├── AccessDeniedError           wrong credentials or not allowed
+    ├── EndpointError               the storage or API service cannot be reached
+    ├── UploadGoneError             the multipart upload was aborted or expired behind our back
+    ├── TransferError               a part could not be sent within the retry budget
+    ├── IntegrityError              the assembled object does not match the source
+    └── UploadCancelledError        ``cancel()`` was called
+
+Foreign errors (botocore, urllib3, OSError) are translated into this tree in one place per
+boundary, always with ``raise ... from exc`` so the cause is kept for debugging.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AccessDeniedError",
+    "ConfigError",
+    "DestinationError",
+    "EndpointError",
+    "IntegrityError",
+    "SourceChangedError",
+    "SourceError",
+    "StateStoreError",
+    "StreamifyError",
+    "TransferError",
+    "UploadCancelledError",
+    "UploadGoneError",
+]
+
+
+class StreamifyError(Exception):
+    """Base of every Streamify error. ``str(err)`` says what happened and what to do."""
+
+    exit_code: int = 1
+
+
+class ConfigError(StreamifyError, ValueError):
+    """An option has a value Streamify cannot use."""
+
+    exit_code = 2
+
+
+class SourceError(StreamifyError):
+    """The source cannot be found, opened or read."""
+
+    exit_code = 3
+
+
+class SourceChangedError(SourceError):
+    """The source is not the one an open upload to the same destination was started with."""
+
+
+class StateStoreError(StreamifyError):
+    """The resume state location cannot be used."""
+
+    exit_code = 4
+
+
+class DestinationError(StreamifyError):
+    """The destination bucket or key is wrong or does not exist."""
+
+    exit_code = 5
+
+
+class AccessDeniedError(StreamifyError):
+    """The credentials are wrong or do not allow the operation."""
+
+    exit_code = 6
+
+
+class EndpointError(StreamifyError):
+    """The S3 endpoint or API service cannot be reached."""
+
+    exit_code = 7
+
+
+class UploadGoneError(StreamifyError):
+    """The multipart upload no longer exists (aborted, expired, or completed elsewhere)."""
+
+    exit_code = 8
+
+
+class TransferError(StreamifyError):
+    """Sending a part failed more often than the retry policy allows."""
+
+    exit_code = 9
+
+
+class IntegrityError(StreamifyError):
+    """The object S3 assembled does not match the source."""
+
+    exit_code = 10
+
+
+class UploadCancelledError(StreamifyError):
+    """The upload was cancelled and its multipart upload aborted."""
+
+    exit_code = 130

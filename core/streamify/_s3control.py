@@ -1,0 +1,232 @@
+"""``S3ControlPlane``: the control plane for trusted clients, straight to S3 with boto3."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from ._checksum import normalize_etag
+from ._control import ObjectInfo, OpenUpload, PartToSign, SignedPart, UploadedPart
+from ._destination import Destination
+from ._errors import (
+    AccessDeniedError,
+    DestinationError,
+    EndpointError,
+    StreamifyError,
+    UploadGoneError,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+__all__ = ["S3ControlPlane", "s3_client", "translate_s3_error"]
+
+_CHECKSUM_PARAM = {"crc32": "ChecksumCRC32", "sha1": "ChecksumSHA1", "sha256": "ChecksumSHA256"}
+_GONE_CODES = {"NoSuchUpload"}
+_DENIED_CODES = {
+    "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
+    "ExpiredToken", "AllAccessDisabled", "403",
+}
+
+
+def s3_client(*, endpoint_url: str | None = None, region: str | None = None,
+              max_pool_connections: int = 16, session: boto3.Session | None = None) -> S3Client:
+    """A boto3 S3 client configured for Streamify: SigV4, standard retries, no CRT checksums.
+
+    Checksums are left to Streamify (``request_checksum_calculation="when_required"``):
+    botocore's default aws-chunked trailing checksums are rejected by some S3 servers.
+    """
+    config = Config(
+        signature_version="s3v4",
+        retries={"mode": "standard", "max_attempts": 4},
+        max_pool_connections=max_pool_connections,
+        connect_timeout=10,
+        read_timeout=120,
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        s3={"addressing_style": "path" if endpoint_url else "auto"},
+    )
+    session = session or boto3.Session()
+    return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+
+
+def translate_s3_error(exc: Exception, doing: str, destination: Destination) -> StreamifyError:
+    """Turn a botocore error into the Streamify error a user can act on."""
+    where = destination.url
+    if isinstance(exc, botocore.exceptions.ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        message = str(error.get("Message", "")) or code
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        if code in _GONE_CODES:
+            return UploadGoneError(f"{doing} {where}: the multipart upload no longer exists "
+                                   "(aborted or expired)")
+        if code == "NoSuchBucket":
+            return DestinationError(f"{doing} {where}: bucket {destination.bucket!r} does not "
+                                    "exist; create it or check the name and --endpoint-url")
+        if code in _DENIED_CODES or status == 403:
+            return AccessDeniedError(f"{doing} {where}: access denied ({message}); check the "
+                                     "credentials (AWS_ACCESS_KEY_ID, profile) and permissions")
+        return StreamifyError(f"{doing} {where}: S3 said {code or status}: {message}")
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return AccessDeniedError(f"{doing} {where}: no AWS credentials found; set "
+                                 "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile")
+    if isinstance(exc, botocore.exceptions.EndpointConnectionError | 
+                  botocore.exceptions.ConnectionError | botocore.exceptions.ReadTimeoutError):
+        return EndpointError(f"{doing} {where}: cannot reach S3 ({exc}); check --endpoint-url "
+                             "and the network, then rerun to resume")
+    return StreamifyError(f"{doing} {where}: {exc}")
+
+
+class S3ControlPlane:
+    """Drives S3 directly with credentials from the standard AWS chain.
+
+    The boto3 client is created on first use, so constructing this does no I/O.
+    """
+
+    sign_linger = 0.0
+
+    def __init__(self, client: S3Client | None = None, *, endpoint_url: str | None = None,
+                 region: str | None = None, max_pool_connections: int = 16) -> None:
+        self._client = client
+        self._endpoint_url = endpoint_url
+        self._region = region
+        self._pool = max_pool_connections
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> S3Client:
+        with self._lock:
+            if self._client is None:
+                self._client = s3_client(endpoint_url=self._endpoint_url, region=self._region,
+                                         max_pool_connections=self._pool)
+            return self._client
+
+    @property
+    def endpoint(self) -> str:
+        return self._endpoint_url or self.client.meta.endpoint_url
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str, destination: Destination) -> Iterator[None]:
+        try:
+            yield
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise translate_s3_error(exc, doing, destination) from exc
+
+    def create_upload(self, destination: Destination, *, content_type: str,
+                      metadata: Mapping[str, str], checksum: str,
+                      size: int | None = None) -> str:
+        params: dict[str, Any] = {
+            "Bucket": destination.bucket, "Key": destination.key,
+            "ContentType": content_type, "Metadata": dict(metadata),
+        }
+        if checksum != "none":
+            params["ChecksumAlgorithm"] = checksum.upper()
+        with self._errors("starting upload to", destination):
+            return self.client.create_multipart_upload(**params)["UploadId"]
+
+    def sign_parts(self, destination: Destination, upload_id: str,
+                   parts: Sequence[PartToSign], *, expires_in: int) -> list[SignedPart]:
+        algorithm = None
+        signed = []
+        with self._errors("signing parts of", destination):
+            for part in parts:
+                params: dict[str, Any] = {
+                    "Bucket": destination.bucket, "Key": destination.key,
+                    "UploadId": upload_id, "PartNumber": part.number,
+                }
+                headers: dict[str, str] = {}
+                if part.md5:
+                    params["ContentMD5"] = part.md5
+                    headers["Content-MD5"] = part.md5
+                if part.checksum:
+                    algorithm = algorithm or self._upload_checksum(destination, upload_id)
+                    params[_CHECKSUM_PARAM[algorithm]] = part.checksum
+                url = self.client.generate_presigned_url(
+                    "upload_part", Params=params, ExpiresIn=expires_in)
+                signed.append(SignedPart(part.number, url, headers, expires_in))
+        return signed
+
+    def _upload_checksum(self, destination: Destination, upload_id: str) -> str:
+        page = self.client.list_parts(Bucket=destination.bucket, Key=destination.key,
+                                      UploadId=upload_id, MaxParts=1)
+        return str(page.get("ChecksumAlgorithm", "sha256")).lower()
+
+    def list_parts(self, destination: Destination, upload_id: str) -> list[UploadedPart]:
+        parts: list[UploadedPart] = []
+        marker = 0
+        with self._errors("listing parts of", destination):
+            while True:
+                try:
+                    page = self.client.list_parts(
+                        Bucket=destination.bucket, Key=destination.key, UploadId=upload_id,
+                        PartNumberMarker=marker)
+                except botocore.exceptions.ClientError as exc:
+                    # Ceph radosgw answers NoSuchKey for a gone upload.
+                    if exc.response.get("Error", {}).get("Code") == "NoSuchKey":
+                        raise UploadGoneError(
+                            f"listing parts of {destination}: the multipart upload "
+                            f"{upload_id} no longer exists (aborted or expired)") from exc
+                    raise
+                for item in page.get("Parts", []):
+                    checksum = next((item[k] for k in _CHECKSUM_PARAM.values()  # type: ignore[literal-required]
+                                     if k in item), None)
+                    parts.append(UploadedPart(item["PartNumber"], normalize_etag(item["ETag"]),
+                                              item["Size"], checksum))
+                if not page.get("IsTruncated"):
+                    return parts
+                marker = int(page["NextPartNumberMarker"])
+
+    def list_uploads(self, destination: Destination) -> list[OpenUpload]:
+        uploads: list[OpenUpload] = []
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        with self._errors("listing open uploads in", destination):
+            for page in paginator.paginate(Bucket=destination.bucket, Prefix=destination.key):
+                for item in page.get("Uploads", []):
+                    uploads.append(OpenUpload(Destination(destination.bucket, item["Key"]),
+                                              item["UploadId"], item["Initiated"].timestamp()))
+        return sorted(uploads, key=lambda u: u.initiated)
+
+    def complete(self, destination: Destination, upload_id: str,
+                 parts: Sequence[UploadedPart]) -> ObjectInfo:
+        listed = []
+        with self._errors("completing upload to", destination):
+            algorithm = None
+            if any(part.checksum for part in parts):
+                algorithm = self._upload_checksum(destination, upload_id)
+            for part in sorted(parts, key=lambda p: p.number):
+                entry: dict[str, Any] = {"PartNumber": part.number, "ETag": f'"{part.etag}"'}
+                if algorithm and part.checksum:
+                    entry[_CHECKSUM_PARAM[algorithm]] = part.checksum
+                listed.append(entry)
+            self.client.complete_multipart_upload(
+                Bucket=destination.bucket, Key=destination.key, UploadId=upload_id,
+                MultipartUpload={"Parts": listed})  # type: ignore[typeddict-item]
+        # Some servers (Ceph radosgw) return an empty ETag from complete: read it back.
+        info = self.head(destination)
+        if info is None:
+            raise UploadGoneError(f"completing upload to {destination}: S3 accepted the "
+                                  "completion but the object is not there")
+        return info
+
+    def abort(self, destination: Destination, upload_id: str) -> None:
+        with self._errors("aborting upload to", destination):
+            self.client.abort_multipart_upload(
+                Bucket=destination.bucket, Key=destination.key, UploadId=upload_id)
+
+    def head(self, destination: Destination) -> ObjectInfo | None:
+        with self._errors("reading", destination):
+            try:
+                head = self.client.head_object(Bucket=destination.bucket, Key=destination.key)
+            except botocore.exceptions.ClientError as exc:
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                if status == 404:
+                    return None
+                raise
+        return ObjectInfo(size=int(head["ContentLength"]), etag=normalize_etag(head["ETag"]))

@@ -1,0 +1,64 @@
+"""Coalesce the part-signing requests of many workers into batch calls.
+
+Workers ask for one URL each, as soon as they know their part's MD5. When signing costs a
+round trip (the API service), the first waiting worker lingers briefly, then signs every
+request that arrived meanwhile in one call.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+
+from ._control import PartToSign, SignedPart
+
+__all__ = ["BatchSigner"]
+
+
+class BatchSigner:
+    def __init__(self, sign: Callable[[Sequence[PartToSign]], list[SignedPart]], *,
+                 linger: float, max_batch: int = 100) -> None:
+        self._sign = sign
+        self._linger = linger
+        self._max_batch = max_batch
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
+        self._pending: list[tuple[PartToSign, Future[SignedPart]]] = []
+        self._leader = False
+        self.calls = 0
+
+    def sign(self, part: PartToSign) -> SignedPart:
+        if self._linger <= 0:
+            self.calls += 1
+            return self._sign([part])[0]
+        future: Future[SignedPart] = Future()
+        with self._lock:
+            self._pending.append((part, future))
+            self._arrived.notify_all()
+            lead = not self._leader
+            if lead:
+                self._leader = True
+        if lead:
+            self._lead()
+        return future.result()
+
+    def _lead(self) -> None:
+        with self._lock:
+            self._arrived.wait_for(lambda: len(self._pending) >= self._max_batch,
+                                   timeout=self._linger)
+            batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+            self._leader = False
+            if self._pending:
+                # Whoever is left waiting needs a leader too.
+                self._leader = True
+                threading.Thread(target=self._lead, daemon=True).start()
+        self.calls += 1
+        try:
+            signed = self._sign([part for part, _ in batch])
+        except BaseException as exc:
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        for (_, future), url in zip(batch, signed, strict=True):
+            future.set_result(url)

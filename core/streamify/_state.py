@@ -1,0 +1,198 @@
+"""The resume state store: one small JSON document per upload, written atomically.
+
+The state is only a hint: it remembers which upload id to look at, the plan used and the
+source's fingerprint. S3 (ListParts) says which parts really arrived. Documents are keyed
+by destination (storage endpoint, bucket, key), so a changed source is caught by its
+fingerprint instead of silently starting a second upload beside the first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+import platformdirs
+
+from ._destination import Destination
+from ._errors import StateStoreError
+from ._source import Fingerprint
+
+__all__ = ["ResumeState", "StateStore", "default_state_location"]
+
+STATE_ENV = "STREAMIFY_STATE_DIR"
+
+
+def default_state_location() -> str:
+    """``$STREAMIFY_STATE_DIR`` or the user's state directory (``~/.local/state/streamify``)."""
+    return os.environ.get(STATE_ENV) or platformdirs.user_state_dir("streamify")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResumeState:
+    endpoint: str
+    destination: Destination
+    upload_id: str
+    part_size: int
+    source: str
+    fingerprint: Fingerprint
+    checksum: str = "none"
+    created_at: float = field(default_factory=time.time)
+
+    @property
+    def store_key(self) -> str:
+        return state_key(self.endpoint, self.destination)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "endpoint": self.endpoint,
+            "bucket": self.destination.bucket,
+            "key": self.destination.key,
+            "upload_id": self.upload_id,
+            "part_size": self.part_size,
+            "source": self.source,
+            "fingerprint": self.fingerprint.to_json(),
+            "checksum": self.checksum,
+            "created_at": self.created_at,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ResumeState:
+        return cls(
+            endpoint=str(data["endpoint"]),
+            destination=Destination(str(data["bucket"]), str(data["key"])),
+            upload_id=str(data["upload_id"]),
+            part_size=int(data["part_size"]),
+            source=str(data["source"]),
+            fingerprint=Fingerprint.from_json(data["fingerprint"]),
+            checksum=str(data.get("checksum", "none")),
+            created_at=float(data["created_at"]),
+        )
+
+
+def state_key(endpoint: str, destination: Destination) -> str:
+    ident = f"{endpoint}\n{destination.bucket}\n{destination.key}".encode()
+    return hashlib.sha256(ident).hexdigest()[:40]
+
+
+class StateStore:
+    """Resume states in a local directory or under any fsspec URL shared by many workers."""
+
+    def __init__(self, location: str | os.PathLike[str] | None = None) -> None:
+        self.location = os.fspath(location) if location is not None else default_state_location()
+        self._local = "://" not in self.location or self.location.startswith("file://")
+        if self.location.startswith("file://"):
+            self.location = self.location[len("file://") :]
+
+    def _path(self, key: str) -> str:
+        return f"{self.location.rstrip('/')}/{key}.json"
+
+    def ensure_writable(self) -> None:
+        """Fail early, before any upload starts, if states cannot be saved here."""
+        probe = self._path(".probe")
+        try:
+            self._write(probe, b"{}")
+            self._delete(probe)
+        except OSError as exc:
+            raise StateStoreError(
+                f"cannot write resume state under {self.location}: {exc}; set "
+                f"{STATE_ENV} or --state-dir to a writable location"
+            ) from exc
+
+    def load(self, endpoint: str, destination: Destination) -> ResumeState | None:
+        path = self._path(state_key(endpoint, destination))
+        try:
+            raw = self._read(path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StateStoreError(f"cannot read resume state {path}: {exc}") from exc
+        try:
+            return ResumeState.from_json(json.loads(raw))
+        except (ValueError, KeyError, TypeError):
+            # A damaged hint is no loss: S3 remains the truth and discovery finds the upload.
+            return None
+
+    def save(self, state: ResumeState) -> None:
+        path = self._path(state.store_key)
+        try:
+            self._write(path, json.dumps(state.to_json(), indent=1).encode())
+        except OSError as exc:
+            raise StateStoreError(f"cannot write resume state {path}: {exc}") from exc
+
+    def remove(self, endpoint: str, destination: Destination) -> None:
+        path = self._path(state_key(endpoint, destination))
+        with contextlib.suppress(FileNotFoundError):
+            self._delete(path)
+
+    def all(self) -> list[ResumeState]:
+        """Every state in the store (unfinished uploads), oldest first."""
+        states = []
+        for path in self._list():
+            try:
+                states.append(ResumeState.from_json(json.loads(self._read(path))))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        return sorted(states, key=lambda s: s.created_at)
+
+    def _read(self, path: str) -> bytes:
+        if self._local:
+            with open(path, "rb") as fh:
+                return fh.read()
+        with fsspec.open(path, "rb") as fh:
+            data: bytes = fh.read()
+            return data
+
+    def _write(self, path: str, data: bytes) -> None:
+        if not self._local:
+            # Object stores replace a whole object atomically on PUT.
+            fs, fspath = fsspec.core.url_to_fs(path)
+            fs.pipe_file(fspath, data)
+            return
+        directory = os.path.dirname(path)
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def _delete(self, path: str) -> None:
+        if self._local:
+            os.unlink(path)
+        else:
+            fs, fspath = fsspec.core.url_to_fs(path)
+            fs.rm_file(fspath)
+
+    def _list(self) -> list[str]:
+        if self._local:
+            if not os.path.isdir(self.location):
+                return []
+            return [os.path.join(self.location, n) for n in os.listdir(self.location)
+                    if n.endswith(".json") and not n.startswith(".")]
+        fs, base = fsspec.core.url_to_fs(self.location)
+        try:
+            names = fs.ls(base, detail=False)
+        except FileNotFoundError:
+            return []
+        protocol = self.location.split("://", 1)[0]
+        return [f"{protocol}://{n}" for n in names
+                if n.endswith(".json") and not n.rsplit("/", 1)[-1].startswith(".")]

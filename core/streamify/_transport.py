@@ -1,0 +1,65 @@
+"""The data path: PUT a part's bytes to its presigned URL through one pooled HTTP client."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+
+import urllib3
+
+from ._checksum import normalize_etag
+from ._control import SignedPart
+from ._retry import PartRejected, parse_retry_after
+from ._throttle import Throttle
+
+__all__ = ["PartSender"]
+
+_CHUNK = 256 * 1024
+_CODE_RE = re.compile(rb"<Code>([^<]*)</Code>")
+_MESSAGE_RE = re.compile(rb"<Message>([^<]*)</Message>")
+
+
+class PartSender:
+    """Sends part bodies. One instance (one connection pool) serves all workers.
+
+    Network errors surface as urllib3 exceptions; error answers as ``PartRejected``.
+    """
+
+    def __init__(self, *, pool_size: int, connect_timeout: float = 10.0,
+                 read_timeout: float = 120.0, throttle: Throttle | None = None) -> None:
+        self._http = urllib3.PoolManager(
+            num_pools=4, maxsize=pool_size, block=False, retries=False,
+            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout))
+        self._throttle = throttle
+
+    def put(self, signed: SignedPart, body: bytes,
+            on_progress: Callable[[int], None] | None = None) -> str:
+        """Send ``body`` and return the part's ETag."""
+        headers = {"Content-Length": str(len(body)), "Content-Type": "application/octet-stream"}
+        headers.update(signed.headers)
+        response = self._http.request(
+            "PUT", signed.url, body=self._chunks(body, on_progress), headers=headers,
+            chunked=False, preload_content=True, redirect=False)
+        if response.status >= 300:
+            data = response.data or b""
+            code = _CODE_RE.search(data)
+            message = _MESSAGE_RE.search(data)
+            raise PartRejected(
+                status=response.status,
+                code=code.group(1).decode(errors="replace") if code else "",
+                message=message.group(1).decode(errors="replace") if message else "",
+                retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        return normalize_etag(response.headers.get("ETag", ""))
+
+    def _chunks(self, body: bytes, on_progress: Callable[[int], None] | None) -> Iterator[bytes]:
+        view = memoryview(body)
+        for start in range(0, len(view), _CHUNK):
+            chunk = view[start : start + _CHUNK]
+            if self._throttle is not None:
+                self._throttle.take(len(chunk))
+            yield chunk  # type: ignore[misc]
+            if on_progress is not None:
+                on_progress(len(chunk))
+
+    def close(self) -> None:
+        self._http.clear()

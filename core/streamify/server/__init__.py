@@ -1,0 +1,1 @@
+"""The control-plane API service (``streamify serve``)."""

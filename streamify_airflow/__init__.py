@@ -1,0 +1,1 @@
+"""Airflow hook and operator for Streamify (see DESIGN.md, "Front ends")."""

@@ -1,0 +1,1 @@
+"""Jupyter widgets for Streamify (see DESIGN.md, "Front ends")."""
