@@ -7,6 +7,7 @@ of workers (at most ``concurrency`` parts in memory), then completes and verifie
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import threading
@@ -331,11 +332,11 @@ class Uploader:
             checksum = additional_checksum(self.config.checksum, body)
             try:
                 signed = signer.sign(PartToSign(part.number, part.size, md5, checksum))
-                etag = self._sender.put(signed, body,
-                                        lambda n, number=part.number: self._progress(number, n))
+                on_progress = functools.partial(self._progress, part.number)
+                etag = self._sender.put(signed, body, on_progress)
             except PartRejected as exc:
-                action, reason, retry_after = classify_status(exc.status, exc.code), str(exc), \
-                    exc.retry_after
+                action = classify_status(exc.status, exc.code)
+                reason, retry_after = str(exc), exc.retry_after
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 action, reason, retry_after = Action.RETRY, f"{type(exc).__name__}: {exc}", None
             else:

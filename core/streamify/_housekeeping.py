@@ -68,7 +68,7 @@ def apply_bucket_rules(client: S3Client, bucket: str, *, abort_after_days: int =
             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": abort_after_days},
         })
         client.put_bucket_lifecycle_configuration(
-            Bucket=bucket, LifecycleConfiguration={"Rules": rules})  # type: ignore[typeddict-item]
+            Bucket=bucket, LifecycleConfiguration={"Rules": rules})
         client.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [{
             "AllowedOrigins": list(allowed_origins),
             "AllowedMethods": ["GET", "PUT", "POST", "HEAD"],

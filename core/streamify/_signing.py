@@ -47,7 +47,8 @@ class BatchSigner:
         with self._lock:
             self._arrived.wait_for(lambda: len(self._pending) >= self._max_batch,
                                    timeout=self._linger)
-            batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+            batch = self._pending[: self._max_batch]
+            self._pending = self._pending[self._max_batch :]
             self._leader = False
             if self._pending:
                 # Whoever is left waiting needs a leader too.

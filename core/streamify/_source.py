@@ -97,7 +97,8 @@ class LocalFileSource:
         try:
             data = os.pread(self._fd, size, offset)
         except OSError as exc:
-            raise SourceError(f"{self._path}: read failed at byte {offset}: {exc.strerror}") from exc
+            raise SourceError(
+                f"{self._path}: read failed at byte {offset}: {exc.strerror}") from exc
         if len(data) != size:
             raise SourceError(
                 f"{self._path}: file shrank while uploading (wanted {size} bytes at {offset}, "

@@ -32,7 +32,7 @@ from ._units import format_size, parse_duration, parse_size
 __all__ = ["main"]
 
 
-class _Size(click.ParamType):
+class _Size(click.ParamType):  # type: ignore[type-arg]
     name = "size"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:

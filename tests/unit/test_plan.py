@@ -1,7 +1,6 @@
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from streamify import ConfigError, plan_parts
 from streamify._plan import MAX_OBJECT_SIZE, MAX_PARTS, PartPlan, plan_from_part_sizes
 
@@ -12,7 +11,7 @@ GiB = 1024 * MiB
 def test_empty_file_is_one_empty_part() -> None:
     plan = plan_parts(0, 8 * MiB)
     assert plan.count == 1
-    assert list(plan)[0].size == 0
+    assert next(iter(plan)).size == 0
 
 
 def test_exactly_one_minimum_part() -> None:

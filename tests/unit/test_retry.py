@@ -1,7 +1,6 @@
 import random
 
 import pytest
-
 from streamify._retry import Action, backoff_delay, classify_status, parse_retry_after
 
 

@@ -5,7 +5,6 @@ import time
 import zlib
 
 import pytest
-
 import streamify
 from streamify import Destination, DestinationError, PartToSign, SignedPart
 from streamify._checksum import additional_checksum, composite_etag, md5_base64

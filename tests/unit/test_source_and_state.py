@@ -5,7 +5,6 @@ from pathlib import Path
 
 import fsspec
 import pytest
-
 from streamify import (
     Destination,
     Fingerprint,

@@ -1,5 +1,4 @@
 import pytest
-
 from streamify import ConfigError, UploadConfig, parse_size
 from streamify._units import format_size, parse_duration
 
@@ -20,7 +19,8 @@ def test_bad_sizes_say_how_to_write_one(text: str) -> None:
 
 
 @pytest.mark.parametrize(("text", "seconds"),
-                         [("7d", 604800), ("12h", 43200), ("90m", 5400), ("30", 30), ("1w", 604800)])
+                         [("7d", 604800), ("12h", 43200), ("90m", 5400), ("30", 30),
+                          ("1w", 604800)])
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 

@@ -1,0 +1,231 @@
+"""The upload engine against moto's S3 server over real HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+from pathlib import Path
+
+import pytest
+import streamify
+import urllib3
+from streamify import (
+    Destination,
+    Progress,
+    S3ControlPlane,
+    SourceChangedError,
+    StateStore,
+    UploadCancelledError,
+    UploadConfig,
+    Uploader,
+    UploadGoneError,
+)
+from streamify._control import SignedPart
+from streamify._transport import PartSender
+
+from tests.conftest import Bucket
+from tests.helpers import make_file
+
+MiB = 1024 * 1024
+CONFIG = UploadConfig(part_size=5 * MiB, concurrency=3)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _uploader(path: Path, bucket: Bucket, key: str, state_dir: str,
+              config: UploadConfig = CONFIG, **kwargs: object) -> Uploader:
+    return Uploader(path, bucket.url(key), control=S3ControlPlane(endpoint_url=bucket.endpoint),
+                    config=config, state=StateStore(state_dir), **kwargs)  # type: ignore[arg-type]
+
+
+def _pause_at(uploader: Uploader, fraction: float) -> None:
+    def on_event(event: streamify.Event) -> None:
+        if isinstance(event, Progress) and event.bytes_done >= event.total_bytes * fraction:
+            uploader.pause()
+
+    uploader.subscribe(on_event)
+
+
+def test_upload_and_verify(tmp_path: Path, moto_bucket: Bucket, state_dir: str) -> None:
+    path = make_file(tmp_path / "v.mp4", 23 * MiB + 7)
+    result = streamify.upload(path, moto_bucket.url("v.mp4"), endpoint_url=moto_bucket.endpoint,
+                              part_size="5MiB")
+    assert result.status == "completed"
+    assert result.parts == 5
+    assert result.etag.endswith("-5")
+    assert _sha(moto_bucket.read("v.mp4")) == _sha(path.read_bytes())
+    assert moto_bucket.open_uploads() == []
+    assert StateStore(state_dir).all() == []
+
+
+def test_empty_file(tmp_path: Path, moto_bucket: Bucket, state_dir: str) -> None:
+    path = tmp_path / "empty"
+    path.write_bytes(b"")
+    result = streamify.upload(path, moto_bucket.url("empty"), endpoint_url=moto_bucket.endpoint)
+    assert result.size == 0
+    assert moto_bucket.read("empty") == b""
+
+
+def test_pause_then_resume_sends_only_the_rest(tmp_path: Path, moto_bucket: Bucket,
+                                               state_dir: str) -> None:
+    path = make_file(tmp_path / "v.mp4", 40 * MiB)
+    first = _uploader(path, moto_bucket, "v.mp4", state_dir)
+    _pause_at(first, 0.4)
+    paused = first.run()
+    assert paused.status == "paused"
+    assert len(moto_bucket.open_uploads()) == 1
+    sent_before = paused.bytes_sent
+
+    events: list[streamify.Event] = []
+    second = _uploader(path, moto_bucket, "v.mp4", state_dir)
+    second.subscribe(events.append)
+    result = second.run()
+    assert result.status == "completed" and result.resumed
+    assert result.upload_id == paused.upload_id
+    assert result.bytes_resumed >= sent_before - CONFIG.concurrency * CONFIG.part_size
+    assert result.bytes_sent == path.stat().st_size - result.bytes_resumed
+    resumed = [e for e in events if isinstance(e, streamify.Resumed)]
+    assert resumed and resumed[0].found_by == "state"
+    progress = [e.bytes_done for e in events if isinstance(e, Progress)]
+    assert progress[0] == result.bytes_resumed  # the bar starts from what S3 holds
+    assert progress[-1] == path.stat().st_size
+    assert _sha(moto_bucket.read("v.mp4")) == _sha(path.read_bytes())
+
+
+def test_resume_without_local_state_finds_the_upload_by_listing(
+        tmp_path: Path, moto_bucket: Bucket, state_dir: str) -> None:
+    path = make_file(tmp_path / "v.mp4", 30 * MiB)
+    first = _uploader(path, moto_bucket, "v.mp4", state_dir)
+    _pause_at(first, 0.5)
+    first.run()
+    other_machine = str(tmp_path / "elsewhere")
+    events: list[streamify.Event] = []
+    second = _uploader(path, moto_bucket, "v.mp4", other_machine,
+                       config=CONFIG.replace(part_size=16 * MiB))  # plan is read back from S3
+    second.subscribe(events.append)
+    result = second.run()
+    assert result.resumed and result.bytes_resumed > 0
+    assert [e.found_by for e in events if isinstance(e, streamify.Resumed)] == ["listing"]
+    assert _sha(moto_bucket.read("v.mp4")) == _sha(path.read_bytes())
+
+
+def test_cancel_aborts_the_upload_and_forgets_it(tmp_path: Path, moto_bucket: Bucket,
+                                                 state_dir: str) -> None:
+    path = make_file(tmp_path / "v.mp4", 30 * MiB)
+    uploader = _uploader(path, moto_bucket, "v.mp4", state_dir)
+    uploader.subscribe(lambda e: isinstance(e, streamify.PartDone) and uploader.cancel())
+    with pytest.raises(UploadCancelledError, match="cancelled"):
+        uploader.run()
+    assert moto_bucket.open_uploads() == []
+    assert StateStore(state_dir).all() == []
+
+
+def test_changed_source_is_refused_and_the_old_upload_kept(
+        tmp_path: Path, moto_bucket: Bucket, state_dir: str) -> None:
+    path = make_file(tmp_path / "v.mp4", 30 * MiB)
+    first = _uploader(path, moto_bucket, "v.mp4", state_dir)
+    _pause_at(first, 0.5)
+    first.run()
+    make_file(path, 30 * MiB, seed=9)
+    with pytest.raises(SourceChangedError, match=r"v\.mp4.*streamify abort"):
+        _uploader(path, moto_bucket, "v.mp4", state_dir).run()
+    assert len(moto_bucket.open_uploads()) == 1
+    with pytest.raises(SourceChangedError, match="does not match"):
+        _uploader(path, moto_bucket, "v.mp4", str(tmp_path / "no-state")).run()
+    assert len(moto_bucket.open_uploads()) == 1
+
+
+@pytest.mark.parametrize("policy", ["restart", "fail"])
+def test_upload_aborted_behind_our_back(tmp_path: Path, moto_bucket: Bucket, state_dir: str,
+                                        policy: str) -> None:
+    path = make_file(tmp_path / "v.mp4", 20 * MiB)
+    first = _uploader(path, moto_bucket, "v.mp4", state_dir)
+    _pause_at(first, 0.3)
+    paused = first.run()
+    moto_bucket.client.abort_multipart_upload(Bucket=moto_bucket.name, Key="v.mp4",
+                                              UploadId=paused.upload_id)
+    again = _uploader(path, moto_bucket, "v.mp4", state_dir,
+                      config=CONFIG.replace(on_upload_gone=policy))
+    if policy == "fail":
+        with pytest.raises(UploadGoneError, match="aborted or expired"):
+            again.run()
+        # The stale hint is gone, so the next run starts afresh.
+        assert _uploader(path, moto_bucket, "v.mp4", state_dir).run().status == "completed"
+    else:
+        result = again.run()
+        assert result.restarted and result.upload_id != paused.upload_id
+    assert _sha(moto_bucket.read("v.mp4")) == _sha(path.read_bytes())
+
+
+class FlakySender(PartSender):
+    """Drops the connection on the first attempt of every part."""
+
+    def __init__(self) -> None:
+        super().__init__(pool_size=4)
+        self.failed: set[int] = set()
+        self.lock = threading.Lock()
+
+    def put(self, signed: SignedPart, body: bytes, on_progress=None) -> str:  # type: ignore[no-untyped-def]
+        with self.lock:
+            first = signed.number not in self.failed
+            self.failed.add(signed.number)
+        if first:
+            if on_progress:
+                on_progress(len(body) // 2)  # half the bytes went out, then the link dropped
+            raise urllib3.exceptions.ProtocolError("connection reset by peer")
+        return super().put(signed, body, on_progress)
+
+
+def test_transient_failures_are_retried_without_double_counting(
+        tmp_path: Path, moto_bucket: Bucket, state_dir: str) -> None:
+    path = make_file(tmp_path / "v.mp4", 12 * MiB)
+    uploader = _uploader(path, moto_bucket, "v.mp4", state_dir,
+                         config=CONFIG.replace(backoff_base=0.01), sender=FlakySender())
+    events: list[streamify.Event] = []
+    uploader.subscribe(events.append)
+    result = uploader.run()
+    retries = [e for e in events if isinstance(e, streamify.Retrying)]
+    assert len(retries) == result.parts == 3
+    assert all("connection reset" in e.reason for e in retries)
+    progress = [e.bytes_done for e in events if isinstance(e, Progress)]
+    assert max(progress) == progress[-1] == path.stat().st_size
+    assert _sha(moto_bucket.read("v.mp4")) == _sha(path.read_bytes())
+
+
+def test_retries_are_bounded(tmp_path: Path, moto_bucket: Bucket, state_dir: str) -> None:
+    class DeadLink(PartSender):
+        def put(self, signed: SignedPart, body: bytes, on_progress=None) -> str:  # type: ignore[no-untyped-def]
+            raise urllib3.exceptions.ProtocolError("connection reset by peer")
+
+    path = make_file(tmp_path / "v.mp4", 6 * MiB)
+    uploader = _uploader(path, moto_bucket, "v.mp4", state_dir,
+                         config=CONFIG.replace(backoff_base=0.001, max_attempts=3),
+                         sender=DeadLink(pool_size=1))
+    with pytest.raises(streamify.TransferError, match=r"failed 3 times.*rerun"):
+        uploader.run()
+    assert len(StateStore(state_dir).all()) == 1  # kept for the rerun
+
+
+def test_fsspec_source(moto_bucket: Bucket, state_dir: str) -> None:
+    import fsspec
+
+    data = random.Random(3).randbytes(11 * MiB)
+    fsspec.filesystem("memory").pipe_file("/clips/a.bin", data)
+    result = streamify.upload("memory://clips/a.bin", moto_bucket.url("a.bin"),
+                              endpoint_url=moto_bucket.endpoint, part_size="5MiB")
+    assert result.parts == 3
+    assert moto_bucket.read("a.bin") == data
+
+
+def test_list_parts_pages_through_more_than_1000_parts(moto_bucket: Bucket) -> None:
+    client = moto_bucket.client
+    upload_id = client.create_multipart_upload(Bucket=moto_bucket.name, Key="many")["UploadId"]
+    for number in range(1, 1006):
+        client.upload_part(Bucket=moto_bucket.name, Key="many", UploadId=upload_id,
+                           PartNumber=number, Body=b"x")
+    parts = S3ControlPlane(endpoint_url=moto_bucket.endpoint).list_parts(
+        Destination(moto_bucket.name, "many"), upload_id)
+    assert [p.number for p in parts] == list(range(1, 1006))
