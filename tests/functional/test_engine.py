@@ -229,3 +229,35 @@ def test_list_parts_pages_through_more_than_1000_parts(moto_bucket: Bucket) -> N
     parts = S3ControlPlane(endpoint_url=moto_bucket.endpoint).list_parts(
         Destination(moto_bucket.name, "many"), upload_id)
     assert [p.number for p in parts] == list(range(1, 1006))
+
+
+def test_additional_checksum_travels_with_every_part(tmp_path: Path, moto_bucket: Bucket,
+                                                     state_dir: str) -> None:
+    import base64
+
+    path = make_file(tmp_path / "v.mp4", 12 * MiB)
+    uploader = _uploader(path, moto_bucket, "v.mp4", state_dir,
+                         config=CONFIG.replace(checksum="sha256", concurrency=1))
+    uploader.subscribe(lambda e: isinstance(e, streamify.PartDone) and uploader.pause())
+    paused = uploader.run()
+    listed = moto_bucket.client.list_parts(Bucket=moto_bucket.name, Key="v.mp4",
+                                           UploadId=paused.upload_id)
+    first = listed["Parts"][0]
+    expected = base64.b64encode(hashlib.sha256(path.read_bytes()[: 5 * MiB]).digest()).decode()
+    assert first["ChecksumSHA256"] == expected
+    result = _uploader(path, moto_bucket, "v.mp4", state_dir,
+                       config=CONFIG.replace(checksum="sha256")).run()
+    head = moto_bucket.client.head_object(Bucket=moto_bucket.name, Key="v.mp4",
+                                          ChecksumMode="ENABLED")
+    assert head.get("ChecksumSHA256")
+    assert result.status == "completed"
+
+
+def test_bandwidth_limit_holds_the_rate_down(tmp_path: Path, moto_bucket: Bucket,
+                                             state_dir: str) -> None:
+    # 10 MiB at 4 MiB/s with one second of burst cannot finish in under 1.5 s, however
+    # fast the machine: a lower bound only, so a slow machine never fails it.
+    path = make_file(tmp_path / "v.mp4", 10 * MiB)
+    result = _uploader(path, moto_bucket, "v.mp4", state_dir,
+                       config=CONFIG.replace(bwlimit=4 * MiB)).run()
+    assert result.seconds >= 1.5
