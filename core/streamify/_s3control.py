@@ -77,7 +77,7 @@ def translate_s3_error(exc: Exception, doing: str, destination: Destination) -> 
     if isinstance(exc, botocore.exceptions.NoCredentialsError):
         return AccessDeniedError(f"{doing} {where}: no AWS credentials found; set "
                                  "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile")
-    if isinstance(exc, botocore.exceptions.EndpointConnectionError | 
+    if isinstance(exc, botocore.exceptions.EndpointConnectionError |
                   botocore.exceptions.ConnectionError | botocore.exceptions.ReadTimeoutError):
         return EndpointError(f"{doing} {where}: cannot reach S3 ({exc}); check --endpoint-url "
                              "and the network, then rerun to resume")
@@ -148,6 +148,8 @@ class S3ControlPlane:
                 if part.checksum:
                     algorithm = algorithm or self._upload_checksum(destination, upload_id)
                     params[_CHECKSUM_PARAM[algorithm]] = part.checksum
+                    # botocore signs it as a header: the PUT must carry it unchanged.
+                    headers[f"x-amz-checksum-{algorithm}"] = part.checksum
                 url = self.client.generate_presigned_url(
                     "upload_part", Params=params, ExpiresIn=expires_in)
                 signed.append(SignedPart(part.number, url, headers, expires_in))
