@@ -6,8 +6,8 @@ import hashlib
 from pathlib import Path
 
 import pytest
-
 import streamify
+
 from tests.conftest import Bucket
 from tests.helpers import make_file
 
