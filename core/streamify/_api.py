@@ -8,7 +8,7 @@ from typing import Any
 from ._config import UploadConfig
 from ._control import ControlPlane
 from ._destination import Destination
-from ._engine import UploadResult, Uploader
+from ._engine import Uploader, UploadResult
 from ._events import Subscriber
 from ._s3control import S3ControlPlane
 from ._source import Source

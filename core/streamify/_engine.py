@@ -66,6 +66,13 @@ class _Stop(Exception):
     """Internal: a worker saw pause, cancel or the deadline."""
 
 
+class _AlreadyComplete(Exception):
+    """Internal: the upload was completed by an earlier run that died before forgetting it."""
+
+    def __init__(self, upload_id: str, plan: PartPlan, info: ObjectInfo) -> None:
+        self.upload_id, self.plan, self.info = upload_id, plan, info
+
+
 class Uploader:
     """Uploads one source to one destination, resumably. ``run()`` may be called again
     after a pause or a failure: it picks up where S3 says the upload stands.
@@ -137,7 +144,17 @@ class Uploader:
     def _run(self, started: float) -> UploadResult:
         self.state.ensure_writable()
         fingerprint = self.source.fingerprint()
-        upload_id, plan, present, found_by, restarted = self._open(fingerprint)
+        try:
+            upload_id, plan, present, found_by, restarted = self._open(fingerprint)
+        except _AlreadyComplete as done:
+            self.state.remove(self.control.endpoint, self.destination)
+            self._emit(ev.Resumed(done.upload_id, done.plan.size, done.plan.count, "state"))
+            self._emit(ev.Completed(self.destination, done.info.size, done.info.etag))
+            return UploadResult(
+                destination=self.destination, status="completed", upload_id=done.upload_id,
+                size=done.plan.size, etag=done.info.etag, parts=done.plan.count, bytes_sent=0,
+                bytes_resumed=done.plan.size, resumed=True, restarted=False,
+                seconds=time.monotonic() - started)
         present_bytes = sum(p.size for p in present.values())
         self._bytes_done = present_bytes
         self._emit(ev.Started(self.destination, upload_id, plan.size, plan.count, plan.part_size))
@@ -189,6 +206,10 @@ class Uploader:
             try:
                 listed = self.control.list_parts(self.destination, state.upload_id)
             except UploadGoneError as exc:
+                plan = PartPlan(size=fingerprint.size, part_size=state.part_size)
+                info = self._completed_object(plan)
+                if info is not None:
+                    raise _AlreadyComplete(state.upload_id, plan, info) from exc
                 self.state.remove(endpoint, self.destination)
                 if self.config.on_upload_gone == "fail":
                     raise UploadGoneError(
@@ -215,6 +236,20 @@ class Uploader:
             return upload.upload_id, plan, good, "listing", False
         upload_id, plan = self._create(fingerprint)
         return upload_id, plan, {}, "", False
+
+    def _completed_object(self, plan: PartPlan) -> ObjectInfo | None:
+        """The object at the destination if it is exactly the source cut by ``plan``."""
+        info = self.control.head(self.destination)
+        if info is None or info.size != plan.size or info.etag != f"{info.etag[:32]}-{plan.count}":
+            return None
+
+        def part_md5(part: Part) -> str:
+            data = self.source.read(part.offset, part.size)
+            return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+        with ThreadPoolExecutor(self.config.concurrency) as pool:
+            expected = composite_etag(pool.map(part_md5, plan))
+        return info if info.etag == expected else None
 
     def _state_for(self, upload_id: str, plan: PartPlan, fingerprint: Fingerprint) -> ResumeState:
         return ResumeState(endpoint=self.control.endpoint, destination=self.destination,

@@ -262,3 +262,21 @@ def test_bandwidth_limit_holds_the_rate_down(tmp_path: Path, moto_bucket: Bucket
     result = _uploader(path, moto_bucket, "v.mp4", state_dir,
                        config=CONFIG.replace(bwlimit=4 * MiB)).run()
     assert result.seconds >= 1.5
+
+
+def test_a_run_that_died_after_completing_is_not_uploaded_again(
+        tmp_path: Path, moto_bucket: Bucket, state_dir: str) -> None:
+    path = make_file(tmp_path / "v.mp4", 12 * MiB)
+    store = StateStore(state_dir)
+    first = _uploader(path, moto_bucket, "v.mp4", state_dir,
+                      config=CONFIG.replace(concurrency=1))
+    first.subscribe(lambda e: isinstance(e, streamify.PartDone) and first.pause())
+    paused = first.run()
+    assert paused.status == "paused"
+    saved = store.all()[0]
+    assert _uploader(path, moto_bucket, "v.mp4", state_dir).run().status == "completed"
+    store.save(saved)  # as if the process died between completing and forgetting the upload
+    again = _uploader(path, moto_bucket, "v.mp4", state_dir).run()
+    assert again.status == "completed"
+    assert again.bytes_sent == 0 and again.upload_id == paused.upload_id
+    assert store.all() == []
