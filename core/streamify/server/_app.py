@@ -1,0 +1,65 @@
+"""``create_app``: the ASGI application, built from ``ServiceSettings`` and nothing else.
+
+The app is stateless: S3 holds every upload's state, so any number of instances can run
+behind one load balancer and any of them can serve the next call of an upload.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+
+from .. import __version__
+from .._s3control import S3ControlPlane
+from . import _companion, _native
+from ._auth import Authenticator
+from ._middleware import AccessLogMiddleware, BodyLimitMiddleware
+from ._problems import install_error_handlers
+from ._service import UploadService
+from ._settings import ServiceSettings, load_settings
+
+__all__ = ["app_from_environment", "create_app"]
+
+
+class Health(BaseModel):
+    status: str
+
+
+def create_app(settings: ServiceSettings, *, control: S3ControlPlane | None = None) -> FastAPI:
+    """The API service for ``settings``.
+
+    ``control`` defaults to an ``S3ControlPlane`` on the configured endpoint with the
+    standard AWS credential chain; creating the app does no I/O.
+    """
+    app = FastAPI(
+        title="Streamify API",
+        version=__version__,
+        summary="Control plane for resumable S3 multipart uploads: initiate, sign, list, "
+                "complete, abort. The bytes go straight to S3 through presigned URLs.",
+    )
+    app.state.settings = settings
+    app.state.authenticator = Authenticator(settings)
+    app.state.service = UploadService(settings, control or S3ControlPlane(
+        endpoint_url=settings.s3_endpoint_url, region=settings.region,
+        max_pool_connections=32))
+    install_error_handlers(app)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> Health:
+        """Liveness: the process answers. It does not call S3."""
+        return Health(status="ok")
+
+    app.include_router(_native.router)
+    app.include_router(_companion.router)
+    if settings.static_dir is not None:
+        app.mount("/ui", StaticFiles(directory=settings.static_dir, html=True), name="ui")
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(AccessLogMiddleware)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app configured from ``STREAMIFY_*`` variables (and ``STREAMIFY_CONFIG_FILE``);
+    the factory ``streamify serve --workers N`` hands to each worker process."""
+    return create_app(load_settings())

@@ -1,0 +1,96 @@
+"""``streamify serve``: run the API service with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import sys
+
+import click
+import pydantic
+import uvicorn
+from fastapi import FastAPI
+
+from ._app import create_app
+from ._local import bind_socket, local_s3, local_settings, local_stack_app, socket_url
+from ._settings import CONFIG_FILE_ENV, ServiceSettings, load_settings
+
+__all__ = ["serve"]
+
+
+def _configure_logging() -> None:
+    # Access lines are JSON already; uvicorn's own messages keep their text.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def _settings(config_file: str | None) -> ServiceSettings:
+    try:
+        return load_settings(config_file)
+    except pydantic.ValidationError as exc:
+        # Without the inputs: a rejected value may be a secret.
+        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}"
+                             for e in exc.errors(include_input=False, include_url=False))
+        raise click.ClickException(f"invalid settings: {problems} (set STREAMIFY_* "
+                                   "variables or pass --config FILE)") from exc
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot read the settings: {exc}") from exc
+
+
+def _run(app: FastAPI, sock: socket.socket) -> None:
+    config = uvicorn.Config(app, log_config=None, access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Worker processes (the service is stateless, so they share nothing).")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+              help="TOML or JSON settings file; STREAMIFY_* variables override it.")
+@click.option("--local", is_flag=True,
+              help="Also run an in-process S3 emulator (moto) with a ready bucket and a "
+                   "fresh API key: a whole working system on this machine.")
+def serve(host: str, port: int, workers: int, config_file: str | None, local: bool) -> None:
+    """Run the Streamify API service (the control plane for browsers and untrusted clients).
+
+    Settings come from STREAMIFY_* environment variables and --config: STREAMIFY_BUCKET,
+    STREAMIFY_S3_ENDPOINT_URL, STREAMIFY_PRINCIPALS (JSON), STREAMIFY_COOKIE_SECRET...
+    """
+    _configure_logging()
+    if local:
+        if workers != 1 or config_file:
+            raise click.UsageError("--local runs one worker with its own settings: drop "
+                                   "--workers and --config")
+        _serve_local(host, port)
+        return
+    settings = _settings(config_file)
+    if workers == 1:
+        _run(create_app(settings), bind_socket(host, port))
+        return
+    if config_file:
+        # The worker processes rebuild the settings from the environment.
+        os.environ[CONFIG_FILE_ENV] = os.path.abspath(config_file)
+    uvicorn.run("streamify.server._app:app_from_environment", factory=True, host=host,
+                port=port, workers=workers, log_config=None, access_log=False)
+
+
+def _serve_local(host: str, port: int) -> None:
+    token = secrets.token_urlsafe(32)
+    with local_s3(host=host) as endpoint:
+        settings = local_settings(s3_endpoint=endpoint, token=token)
+        sock = bind_socket(host, port)
+        # Printed once, for the person who started it; it is never logged.
+        click.echo(f"Streamify API: {socket_url(sock)}\n"
+                   f"S3 endpoint:   {endpoint}\n"
+                   f"Bucket:        {settings.bucket}\n"
+                   f"Token:         {token}")
+        sys.stdout.flush()
+        _run(local_stack_app(settings), sock)

@@ -1,0 +1,178 @@
+"""The Uppy Companion S3 routes (``/s3/...``), same paths, shapes and statuses as Companion 6.
+
+The real ``@uppy/aws-s3`` client in Companion mode works against these unchanged. It sends
+no auth header, only the same-origin session cookie; programs may send a bearer key.
+Errors answer ``{"error": message}`` as Companion does (see ``_problems``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from .._control import PartToSign, UploadedPart
+from .._plan import MAX_PARTS
+from ._deps import CurrentPrincipal, Service
+from ._keys import MAX_KEY_BYTES
+from ._problems import CompanionError, ServiceError
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/s3", tags=["companion"], responses={
+    status: {"model": CompanionError} for status in (400, 401, 403, 404, 413, 502)})
+
+KeyQuery = Annotated[str, Query(min_length=1, max_length=MAX_KEY_BYTES,
+                                description="The object key from `POST /s3/multipart`")]
+UploadIdPath = Annotated[str, Path(alias="uploadId", min_length=1, max_length=1024)]
+
+
+class CreateMultipart(BaseModel):
+    filename: Annotated[str, Field(max_length=MAX_KEY_BYTES)]
+    type: Annotated[str, Field(max_length=255, pattern=r"^[\x20-\x7e]*$")] = ""
+    metadata: dict[str, Any] = {}
+
+
+class CreatedMultipart(BaseModel):
+    key: str
+    uploadId: str
+    bucket: str
+
+
+class CompanionPart(BaseModel):
+    PartNumber: int
+    ETag: str
+    Size: int
+
+
+class SignedUrl(BaseModel):
+    url: str
+    expires: int
+
+
+class BatchSigned(BaseModel):
+    presignedUrls: dict[str, str]
+
+
+class PartToComplete(BaseModel):
+    PartNumber: Annotated[int, Field(ge=1, le=MAX_PARTS)]
+    ETag: Annotated[str, Field(min_length=1, max_length=130)]
+
+
+class CompleteMultipart(BaseModel):
+    parts: Annotated[list[PartToComplete], Field(min_length=1, max_length=MAX_PARTS)]
+
+
+class CompletedMultipart(BaseModel):
+    location: str
+    key: str
+    bucket: str
+
+
+class UploadParameters(BaseModel):
+    method: str
+    url: str
+    fields: dict[str, str]
+    headers: dict[str, str]
+    expires: int
+
+
+def _content_type(declared: str) -> str:
+    return declared or "application/octet-stream"
+
+
+def _part_number(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= MAX_PARTS:
+        raise ServiceError(400, "invalid-part",
+                           f"s3: the part number must be a number between 1 and {MAX_PARTS}.")
+    return number
+
+
+@router.post("/multipart")
+def create_multipart(body: CreateMultipart, service: Service,
+                     principal: CurrentPrincipal) -> CreatedMultipart:
+    """Start a multipart upload for a file; its key is under the caller's prefix."""
+    destination = service.destination(principal, filename=body.filename)
+    upload_id = service.create(principal, destination, size=None,
+                               content_type=_content_type(body.type), metadata=body.metadata)
+    return CreatedMultipart(key=destination.key, uploadId=upload_id, bucket=destination.bucket)
+
+
+@router.get("/multipart/{uploadId}")
+def list_parts(upload_id: UploadIdPath, key: KeyQuery, service: Service,
+               principal: CurrentPrincipal) -> list[CompanionPart]:
+    """The parts uploaded so far, as a bare array."""
+    destination = service.destination(principal, key=key)
+    return [CompanionPart(PartNumber=p.number, ETag=f'"{p.etag}"', Size=p.size)
+            for p in service.list_parts(destination, upload_id)]
+
+
+# Registered before the single-part route, which would otherwise match "batch".
+@router.get("/multipart/{uploadId}/batch")
+def sign_batch(upload_id: UploadIdPath, key: KeyQuery, service: Service,
+               principal: CurrentPrincipal,
+               part_numbers: Annotated[str, Query(alias="partNumbers", max_length=60_000)],
+               ) -> BatchSigned:
+    """Presigned URLs for several parts: ``partNumbers=1,2,3``."""
+    destination = service.destination(principal, key=key)
+    texts = part_numbers.split(",")
+    numbers = [_part_number(text) for text in texts]
+    signed = service.sign(principal, destination, upload_id,
+                          [PartToSign(number) for number in numbers])
+    return BatchSigned(presignedUrls={text: s.url for text, s in zip(texts, signed,
+                                                                     strict=True)})
+
+
+@router.get("/multipart/{uploadId}/{partNumber}")
+def sign_part(upload_id: UploadIdPath, part_number: Annotated[str, Path(alias="partNumber")],
+              key: KeyQuery, service: Service, principal: CurrentPrincipal) -> SignedUrl:
+    """A presigned URL for one part."""
+    destination = service.destination(principal, key=key)
+    [signed] = service.sign(principal, destination, upload_id,
+                            [PartToSign(_part_number(part_number))])
+    return SignedUrl(url=signed.url, expires=signed.expires_in)
+
+
+@router.post("/multipart/{uploadId}/complete")
+def complete_multipart(upload_id: UploadIdPath, key: KeyQuery, body: CompleteMultipart,
+                       service: Service, principal: CurrentPrincipal) -> CompletedMultipart:
+    """Assemble the object from the listed parts."""
+    destination = service.destination(principal, key=key)
+    parts = [UploadedPart(p.PartNumber, p.ETag, 0) for p in body.parts]
+    service.complete(principal, destination, upload_id, parts)
+    return CompletedMultipart(location=service.location(destination), key=destination.key,
+                              bucket=destination.bucket)
+
+
+@router.delete("/multipart/{uploadId}")
+def abort_multipart(upload_id: UploadIdPath, key: KeyQuery, service: Service,
+                    principal: CurrentPrincipal) -> dict[str, str]:
+    """Abort the upload; answers ``{}``."""
+    destination = service.destination(principal, key=key)
+    service.abort(destination, upload_id)
+    return {}
+
+
+@router.get("/params")
+def upload_parameters(request: Request, service: Service, principal: CurrentPrincipal,
+                      filename: Annotated[str, Query(max_length=MAX_KEY_BYTES)],
+                      content_type: Annotated[str, Query(alias="type", max_length=255,
+                                                         pattern=r"^[\x20-\x7e]*$")] = "",
+                      ) -> UploadParameters:
+    """A presigned PUT for a small file sent in one request.
+
+    Metadata comes as ``metadata[name]=value`` query parameters, as Uppy sends it.
+    """
+    destination = service.destination(principal, filename=filename)
+    metadata = {name[len("metadata["):-1]: value
+                for name, value in request.query_params.multi_items()
+                if name.startswith("metadata[") and name.endswith("]")}
+    url, headers = service.presign_put(destination, content_type=_content_type(content_type),
+                                       metadata=metadata)
+    return UploadParameters(method="PUT", url=url, fields={}, headers=headers,
+                            expires=service.settings.url_expiry)

@@ -1,0 +1,245 @@
+"""The native routes under ``/v1``: JSON, batch signing, problem details on errors."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from .._control import PartToSign, UploadedPart
+from .._plan import MAX_PARTS
+from ._auth import SESSION_COOKIE, Principal
+from ._deps import CurrentPrincipal, Service, bearer_principal
+from ._keys import MAX_KEY_BYTES
+from ._problems import Problem, ServiceError
+
+__all__ = ["router"]
+
+_PROBLEMS: dict[int | str, dict[str, object]] = {
+    status: {"model": Problem, "content": {"application/problem+json": {}},
+             "description": description}
+    for status, description in [
+        (400, "Invalid key, size, part or bucket"), (401, "No or wrong credentials"),
+        (403, "Key outside the caller's prefix"), (404, "No such upload"),
+        (413, "Request body too large"), (422, "Malformed request"),
+        (502, "Storage failed"),
+    ]}
+
+router = APIRouter(prefix="/v1", responses=_PROBLEMS)
+
+Key = Annotated[str, Field(min_length=1, max_length=MAX_KEY_BYTES,
+                           description="Object key, inside the caller's prefix")]
+Text = Annotated[str, Field(max_length=1024, pattern=r"^[\x20-\x7e]*$")]
+Bucket = Annotated[str | None, Field(default=None, max_length=63,
+                                     description="Must be the service's bucket if given")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateUploadRequest(_Model):
+    filename: Annotated[str | None, Field(max_length=MAX_KEY_BYTES)] = None
+    """Placed under the caller's prefix (last path component, sanitized)."""
+    key: Key | None = None
+    bucket: Bucket = None
+    size: Annotated[int, Field(ge=0)]
+    part_size: Annotated[int | None, Field(ge=5 * 1024**2, le=5 * 1024**3)] = None
+    content_type: Annotated[str, Field(min_length=1, max_length=255,
+                                       pattern=r"^[\x20-\x7e]+$")] = "application/octet-stream"
+    metadata: dict[Annotated[str, Field(max_length=128)], Text] = {}
+    checksum: Literal["none", "crc32", "sha1", "sha256"] = "none"
+
+
+class CreatedUpload(_Model):
+    upload_id: str
+    key: str
+    bucket: str
+    part_size: int
+    parts: int
+
+
+class PartToSignModel(_Model):
+    number: Annotated[int, Field(ge=1, le=MAX_PARTS)]
+    size: Annotated[int | None, Field(ge=0)] = None
+    md5: Annotated[str | None, Field(max_length=64, description="Base64 MD5 of the body")] = None
+    checksum: Annotated[str | None, Field(max_length=128,
+                                          pattern=r"^[A-Za-z0-9+/=]+$")] = None
+
+
+class SignRequest(_Model):
+    key: Key
+    bucket: Bucket = None
+    parts: Annotated[list[PartToSignModel], Field(min_length=1, max_length=MAX_PARTS)]
+    expires_in: Annotated[int | None, Field(ge=1, le=7 * 86400)] = None
+
+
+class SignedPartModel(_Model):
+    number: int
+    url: str
+    headers: dict[str, str]
+    """Headers the PUT must carry exactly (they are signed into the URL)."""
+    expires_in: int
+
+
+class SignResponse(_Model):
+    parts: list[SignedPartModel]
+
+
+class UploadedPartModel(_Model):
+    number: int
+    etag: str
+    size: int
+    checksum: str | None = None
+
+
+class PartsResponse(_Model):
+    parts: list[UploadedPartModel]
+
+
+class PartToComplete(_Model):
+    number: Annotated[int, Field(ge=1, le=MAX_PARTS)]
+    etag: Annotated[str, Field(min_length=1, max_length=130)]
+    checksum: Annotated[str | None, Field(max_length=128, pattern=r"^[A-Za-z0-9+/=]+$")] = None
+
+
+class CompleteRequest(_Model):
+    key: Key
+    bucket: Bucket = None
+    parts: Annotated[list[PartToComplete], Field(min_length=1, max_length=MAX_PARTS)]
+
+
+class CompletedObject(_Model):
+    key: str
+    bucket: str
+    size: int
+    etag: str
+    location: str
+
+
+class OpenUploadModel(_Model):
+    key: str
+    bucket: str
+    upload_id: str
+    initiated: float
+    """Seconds since the epoch."""
+
+
+class UploadsResponse(_Model):
+    uploads: list[OpenUploadModel]
+
+
+class ObjectResponse(_Model):
+    key: str
+    bucket: str
+    size: int
+    etag: str
+
+
+KeyQuery = Annotated[str, Query(min_length=1, max_length=MAX_KEY_BYTES)]
+BucketQuery = Annotated[str | None, Query(max_length=63)]
+UploadIdPath = Annotated[str, Path(min_length=1, max_length=1024)]
+
+
+@router.post("/session", status_code=204, response_class=Response, tags=["session"])
+def open_session(request: Request,
+                 principal: Annotated[Principal, Depends(bearer_principal)]) -> Response:
+    """Exchange an API key for a same-origin session cookie (for browser pages)."""
+    authenticator = request.app.state.authenticator
+    response = Response(status_code=204)
+    response.set_cookie(
+        SESSION_COOKIE, authenticator.session_cookie(principal),
+        max_age=authenticator.session_ttl, path="/", httponly=True, samesite="strict",
+        secure=request.app.state.settings.cookie_secure)
+    return response
+
+
+@router.delete("/session", status_code=204, response_class=Response, tags=["session"])
+def close_session(principal: CurrentPrincipal) -> Response:
+    """Forget the session cookie in this browser."""
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    return response
+
+
+@router.post("/uploads", tags=["uploads"])
+def create_upload(body: CreateUploadRequest, service: Service,
+                  principal: CurrentPrincipal) -> CreatedUpload:
+    """Start a multipart upload and say how to cut the object into parts."""
+    destination = service.destination(principal, key=body.key, filename=body.filename,
+                                      bucket=body.bucket)
+    plan = service.plan(principal, body.size, body.part_size)
+    upload_id = service.create(principal, destination, size=body.size,
+                               content_type=body.content_type, metadata=body.metadata,
+                               checksum=body.checksum)
+    return CreatedUpload(upload_id=upload_id, key=destination.key, bucket=destination.bucket,
+                         part_size=plan.part_size, parts=plan.count)
+
+
+@router.post("/uploads/{upload_id}/sign", tags=["uploads"])
+def sign_parts(upload_id: UploadIdPath, body: SignRequest, service: Service,
+               principal: CurrentPrincipal) -> SignResponse:
+    """Presign PUT URLs for many parts at once; a part's size and MD5 are signed in."""
+    destination = service.destination(principal, key=body.key, bucket=body.bucket)
+    parts = [PartToSign(p.number, p.size, p.md5, p.checksum) for p in body.parts]
+    signed = service.sign(principal, destination, upload_id, parts, expires_in=body.expires_in)
+    return SignResponse(parts=[
+        SignedPartModel(number=s.number, url=s.url, headers=dict(s.headers),
+                        expires_in=s.expires_in) for s in signed])
+
+
+@router.get("/uploads/{upload_id}/parts", tags=["uploads"])
+def list_parts(upload_id: UploadIdPath, key: KeyQuery, service: Service,
+               principal: CurrentPrincipal, bucket: BucketQuery = None) -> PartsResponse:
+    """Every part S3 holds for the upload."""
+    destination = service.destination(principal, key=key, bucket=bucket)
+    parts = service.list_parts(destination, upload_id)
+    return PartsResponse(parts=[
+        UploadedPartModel(number=p.number, etag=p.etag, size=p.size, checksum=p.checksum)
+        for p in parts])
+
+
+@router.post("/uploads/{upload_id}/complete", tags=["uploads"])
+def complete_upload(upload_id: UploadIdPath, body: CompleteRequest, service: Service,
+                    principal: CurrentPrincipal) -> CompletedObject:
+    """Assemble the object. Repeating a completion that succeeded answers the same."""
+    destination = service.destination(principal, key=body.key, bucket=body.bucket)
+    parts = [UploadedPart(p.number, p.etag, 0, p.checksum) for p in body.parts]
+    info = service.complete(principal, destination, upload_id, parts)
+    return CompletedObject(key=destination.key, bucket=destination.bucket, size=info.size,
+                           etag=info.etag, location=service.location(destination))
+
+
+@router.delete("/uploads/{upload_id}", status_code=204, response_class=Response,
+               tags=["uploads"])
+def abort_upload(upload_id: UploadIdPath, key: KeyQuery, service: Service,
+                 principal: CurrentPrincipal, bucket: BucketQuery = None) -> Response:
+    """Abort the upload; S3 frees its parts."""
+    destination = service.destination(principal, key=key, bucket=bucket)
+    service.abort(destination, upload_id)
+    return Response(status_code=204)
+
+
+@router.get("/uploads", tags=["uploads"])
+def list_uploads(service: Service, principal: CurrentPrincipal,
+                 prefix: Annotated[str | None, Query(max_length=MAX_KEY_BYTES)] = None,
+                 bucket: BucketQuery = None) -> UploadsResponse:
+    """The caller's open uploads (under its prefix, or a narrower ``prefix``), oldest first."""
+    service.check_bucket(bucket)
+    uploads = service.list_uploads(principal, prefix)
+    return UploadsResponse(uploads=[
+        OpenUploadModel(key=u.destination.key, bucket=u.destination.bucket,
+                        upload_id=u.upload_id, initiated=u.initiated) for u in uploads])
+
+
+@router.get("/objects", tags=["objects"])
+def head_object(key: KeyQuery, service: Service, principal: CurrentPrincipal,
+                bucket: BucketQuery = None) -> ObjectResponse:
+    """The size and ETag of a completed object."""
+    destination = service.destination(principal, key=key, bucket=bucket)
+    info = service.head(destination)
+    if info is None:
+        raise ServiceError(404, "object-not-found", f"there is no object {destination.key!r}")
+    return ObjectResponse(key=destination.key, bucket=destination.bucket, size=info.size,
+                          etag=info.etag)

@@ -1,0 +1,145 @@
+"""Errors as the caller expects them, translated in one place.
+
+Native routes answer RFC 9457 problem details (``application/problem+json`` with
+``type``, ``title``, ``status``, ``detail``); the Uppy Companion routes (``/s3/...``) answer
+``{"error": message}`` as Companion does. Core errors map to statuses here, and nothing
+a caller sends can produce a 5xx: only storage failures can (502).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import botocore.exceptions
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .._errors import (
+    AccessDeniedError,
+    ConfigError,
+    DestinationError,
+    EndpointError,
+    StreamifyError,
+    UploadGoneError,
+)
+
+__all__ = [
+    "PROBLEM_TYPE_PREFIX",
+    "CompanionError",
+    "Problem",
+    "ServiceError",
+    "from_core_error",
+    "install_error_handlers",
+]
+
+PROBLEM_TYPE_PREFIX = "urn:streamify:problem:"
+PROBLEM_JSON = "application/problem+json"
+COMPANION_PATH = "/s3/"
+
+_log = logging.getLogger("streamify.server")
+
+_TITLES = {
+    400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
+    405: "Method not allowed", 413: "Content too large", 422: "Invalid request",
+    502: "Storage error",
+}
+
+
+class ServiceError(Exception):
+    """An answer other than success: ``kind`` becomes the problem ``type``."""
+
+    def __init__(self, status: int, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.kind = kind
+        self.detail = detail
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem details body."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+
+
+class CompanionError(BaseModel):
+    """The error body of the Companion routes."""
+
+    error: str
+
+
+def _problem(status: int, kind: str, detail: str) -> dict[str, object]:
+    return Problem(type=PROBLEM_TYPE_PREFIX + kind, title=_TITLES.get(status, "Error"),
+                   status=status, detail=detail).model_dump()
+
+
+def _respond(request: Request, error: ServiceError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    if request.url.path.startswith(COMPANION_PATH):
+        return JSONResponse({"error": error.detail}, status_code=error.status, headers=headers)
+    return JSONResponse(_problem(error.status, error.kind, error.detail),
+                        status_code=error.status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def from_core_error(exc: StreamifyError) -> ServiceError:
+    """The answer for a core error raised while talking to S3."""
+    if isinstance(exc, UploadGoneError):
+        return ServiceError(404, "upload-gone", "the multipart upload does not exist (it was "
+                            "completed, aborted or expired, or belongs to another key)")
+    if isinstance(exc, AccessDeniedError):
+        return ServiceError(403, "storage-access-denied", "storage refused the operation")
+    if isinstance(exc, ConfigError):
+        return ServiceError(400, "invalid-request", str(exc))
+    if isinstance(exc, DestinationError):
+        return ServiceError(502, "storage-bucket", "the service's bucket is not available")
+    if isinstance(exc, EndpointError):
+        return ServiceError(502, "storage-unreachable", "storage cannot be reached; retry")
+    cause = exc.__cause__
+    if isinstance(cause, botocore.exceptions.ClientError):
+        status = int(cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        code = str(cause.response.get("Error", {}).get("Code", ""))
+        if 400 <= status < 500:
+            # S3 judged what the caller sent (wrong ETag on complete, part too small...).
+            message = str(cause.response.get("Error", {}).get("Message", "")) or code
+            return ServiceError(400, "storage-rejected", f"storage rejected the request: "
+                                f"{code}: {message}")
+    return ServiceError(502, "storage-error", "storage failed; retry later")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the translations above on ``app``."""
+
+    async def on_service_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ServiceError)
+        return _respond(request, exc)
+
+    async def on_core_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StreamifyError)
+        error = from_core_error(exc)
+        if error.status >= 500:
+            _log.warning("storage failure on %s %s: %s", request.method, request.url.path, exc)
+        return _respond(request, error)
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in err.get('loc', ()))}: {err.get('msg', '')}"
+            for err in exc.errors())
+        # Companion answers 400 for a malformed request; problem details use 422.
+        status = 400 if request.url.path.startswith(COMPANION_PATH) else 422
+        return _respond(request, ServiceError(status, "invalid-request", problems))
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        return _respond(request, ServiceError(exc.status_code, kind, str(exc.detail)))
+
+    app.add_exception_handler(ServiceError, on_service_error)
+    app.add_exception_handler(StreamifyError, on_core_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)

@@ -1,0 +1,124 @@
+"""``ServiceSettings``: everything the API service is configured with, in one place.
+
+Values come from, highest priority first: keyword arguments, ``STREAMIFY_*`` environment
+variables, and a TOML or JSON config file (``--config`` or ``STREAMIFY_CONFIG_FILE``).
+API keys are never configured in clear: each principal carries the SHA-256 (hex) of its
+key, made with :func:`hash_api_key`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    JsonConfigSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from .._plan import MAX_OBJECT_SIZE
+
+__all__ = ["PrincipalSettings", "ServiceSettings", "hash_api_key", "load_settings"]
+
+CONFIG_FILE_ENV = "STREAMIFY_CONFIG_FILE"
+
+
+def hash_api_key(key: str) -> str:
+    """The value to put in a principal's ``key_sha256`` for the API key ``key``."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class PrincipalSettings(BaseModel):
+    """One caller of the API: who it is, which keys it owns, how big its objects may be."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._@-]+$")]
+    key_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    """SHA-256 (lowercase hex) of the principal's API key."""
+    prefix: str = ""
+    """Every key this principal touches starts with it; ``""`` is the whole bucket."""
+    max_object_size: Annotated[int, Field(gt=0, le=MAX_OBJECT_SIZE)] = MAX_OBJECT_SIZE
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_is_a_folder(cls, prefix: str) -> str:
+        if prefix.startswith("/") or ".." in prefix.split("/"):
+            raise ValueError("prefix must not start with '/' nor contain '..' segments")
+        if prefix and not prefix.endswith("/"):
+            # Without the slash, "users/al" would also own "users/alice/...".
+            raise ValueError("a non-empty prefix must end with '/'")
+        return prefix
+
+
+class ServiceSettings(BaseSettings):
+    """How the API service runs. Frozen; build one per app with :func:`load_settings` or
+    directly with keyword arguments."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMIFY_", frozen=True, extra="ignore")
+
+    bucket: Annotated[str, Field(min_length=3, max_length=63)]
+    s3_endpoint_url: str | None = None
+    """``None`` means AWS S3 itself."""
+    region: str = "us-east-1"
+    principals: tuple[PrincipalSettings, ...] = ()
+    cookie_secret: Annotated[SecretStr, Field(min_length=16)]
+    """Signs the browser session cookie; share it between instances behind one balancer."""
+    session_ttl: Annotated[int, Field(ge=60, le=30 * 86400)] = 12 * 3600
+    cookie_secure: bool = False
+    """Mark the session cookie ``Secure`` (turn on behind HTTPS)."""
+    url_expiry: Annotated[int, Field(ge=1, le=7 * 86400)] = 900
+    """Longest lifetime, in seconds, of a presigned URL handed out."""
+    part_size: Annotated[int, Field(ge=5 * 1024**2, le=5 * 1024**3)] = 8 * 1024**2
+    """Part size planned for uploads whose client does not ask for one."""
+    max_body_bytes: Annotated[int, Field(ge=64 * 1024, le=64 * 1024**2)] = 2 * 1024**2
+    """Largest request body accepted; a 10,000-part completion needs about 1 MB."""
+    max_sign_batch: Annotated[int, Field(ge=1, le=10_000)] = 1000
+    """Most parts signed in one call."""
+    static_dir: Path | None = None
+    """Served at ``/ui/`` when set (same origin as the API, so the session cookie works)."""
+
+    @model_validator(mode="after")
+    def _principals_are_distinct(self) -> ServiceSettings:
+        names = [p.name for p in self.principals]
+        hashes = [p.key_sha256 for p in self.principals]
+        if len(set(names)) != len(names) or len(set(hashes)) != len(hashes):
+            raise ValueError("principal names and keys must be unique")
+        return self
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None) -> ServiceSettings:
+    """Settings from the environment over ``config_file`` (``.toml`` or ``.json``).
+
+    Without ``config_file``, the file named by ``STREAMIFY_CONFIG_FILE`` is used, if any:
+    that is how the worker processes of ``streamify serve --workers N`` find it.
+    """
+    path = config_file or os.environ.get(CONFIG_FILE_ENV)
+    if not path:
+        return ServiceSettings()  # type: ignore[call-arg]
+    file_path = Path(path)
+    if not file_path.is_file():
+        raise FileNotFoundError(f"config file {file_path} does not exist")
+
+    class FileBackedSettings(ServiceSettings):
+        @classmethod
+        def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            file_source: PydanticBaseSettingsSource
+            if file_path.suffix == ".toml":
+                file_source = TomlConfigSettingsSource(settings_cls, toml_file=file_path)
+            else:
+                file_source = JsonConfigSettingsSource(settings_cls, json_file=file_path)
+            return init_settings, env_settings, file_source
+
+    return FileBackedSettings()  # type: ignore[call-arg]
