@@ -1,0 +1,231 @@
+"""The real Uppy client against the API service and a real S3 server, in headless Chromium.
+
+The page (``tests/browser/uppy/``) bundles ``@uppy/core`` and ``@uppy/aws-s3`` 6.x from npm
+and uses the AWS S3 plugin in Companion mode with the page's own origin as the Companion
+endpoint: the service serves the page at ``/ui/``, answers Uppy's ``/s3/multipart...`` calls
+(authenticated by the session cookie only), and the browser PUTs the parts straight to
+Ceph radosgw through the presigned URLs. radosgw checks the signatures, and answers the
+browser's cross-origin PUTs only because the bucket's CORS rule allows the page's origin
+and exposes ``ETag``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from streamify import apply_bucket_rules
+
+from tests.conftest import Bucket
+from tests.helpers import make_file
+
+pytestmark = [pytest.mark.browser, pytest.mark.reals3]
+
+HERE = Path(__file__).parent
+PAGE_SOURCES = [HERE / "uppy" / name for name in
+                ("package-lock.json", "main.js", "index.html")] + [HERE / "build.sh"]
+PAGE_DIR = HERE / "uppy" / "dist"
+PAGE_FILES = [PAGE_DIR / "index.html", PAGE_DIR / "uppy-page.js"]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+MiB = 1024 * 1024
+FILE_SIZE = 64 * MiB
+PART_SIZE = 8 * MiB  # the page's default (its ``partMiB`` query parameter)
+UPLOAD_TIMEOUT_MS = 90_000
+PRINCIPALS = ("alice", "bob")
+
+
+def _page_is_stale() -> bool:
+    if not all(path.is_file() for path in PAGE_FILES):
+        return True
+    built = min(path.stat().st_mtime for path in PAGE_FILES)
+    return any(path.stat().st_mtime > built for path in PAGE_SOURCES)
+
+
+@pytest.fixture(scope="session")
+def uppy_page() -> Path:
+    """The built test page; built with ``build.sh`` (npm ci + esbuild) when missing or stale."""
+    if _page_is_stale():
+        missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
+        if missing:
+            pytest.skip(f"browser tier skipped: {' and '.join(missing)} not found, and the "
+                        "Uppy test page is not built (run `bash tests/browser/build.sh` "
+                        "where Node 18+ and npm are installed)")
+        subprocess.run(["bash", str(HERE / "build.sh")], check=True, timeout=600)
+    return PAGE_DIR
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium, driven by Playwright (never a downloaded browser)."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"browser tier skipped: {CHROMIUM} is missing "
+                    "(install the Debian package: apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                              args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@dataclass
+class Service:
+    """The API service on loopback, in front of the test bucket."""
+
+    origin: str
+    bucket: Bucket
+    tokens: dict[str, str]
+    """API key of each principal; principal ``name`` owns the prefix ``name/``."""
+
+    def signed_in_page(self, browser: Any, principal: str | None) -> Any:
+        """A page in a fresh browser context holding ``principal``'s session cookie."""
+        context = browser.new_context()
+        if principal is not None:
+            answer = context.request.post(
+                f"{self.origin}/v1/session",
+                headers={"Authorization": f"Bearer {self.tokens[principal]}"})
+            assert answer.status == 204, answer.text()
+        page = context.new_page()
+        page.goto(f"{self.origin}/ui/index.html")
+        return page
+
+
+@pytest.fixture
+def service(real_bucket: Bucket, uppy_page: Path) -> Iterator[Service]:
+    from streamify.server import (
+        PrincipalSettings,
+        ServiceSettings,
+        create_app,
+        hash_api_key,
+        serve_in_thread,
+    )
+
+    tokens = {name: secrets.token_urlsafe(24) for name in PRINCIPALS}
+    settings = ServiceSettings(
+        bucket=real_bucket.name, s3_endpoint_url=real_bucket.endpoint, region="us-east-1",
+        principals=tuple(PrincipalSettings(name=name, key_sha256=hash_api_key(token),
+                                           prefix=f"{name}/")
+                         for name, token in tokens.items()),
+        cookie_secret=secrets.token_urlsafe(32), static_dir=uppy_page)
+    with serve_in_thread(create_app(settings)) as origin:
+        apply_bucket_rules(real_bucket.client, real_bucket.name, allowed_origins=[origin])
+        yield Service(origin, real_bucket, tokens)
+
+
+def _sha256_of_object(bucket: Bucket, key: str) -> str:
+    digest = hashlib.sha256()
+    body = bucket.client.get_object(Bucket=bucket.name, Key=key)["Body"]
+    for chunk in iter(lambda: body.read(MiB), b""):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _multipart_etag(path: Path, part_size: int) -> str:
+    """The composite ETag S3 gives an object uploaded in parts of ``part_size``."""
+    digests = []
+    with path.open("rb") as source:
+        for chunk in iter(lambda: source.read(part_size), b""):
+            digests.append(hashlib.md5(chunk).digest())
+    return f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"
+
+
+def test_uppy_uploads_a_file_in_parts_straight_to_s3(service: Service, browser: Any,
+                                                     tmp_path: Path) -> None:
+    video = make_file(tmp_path / "holiday video.mp4", FILE_SIZE, seed=7)
+    page = service.signed_in_page(browser, "alice")
+    cookie = next(c for c in page.context.cookies() if c["name"] == "streamify_session")
+    assert cookie["httpOnly"]
+    assert cookie["sameSite"] == "Strict"
+
+    page.set_input_files("#file", str(video))
+    page.wait_for_function("['success', 'error'].includes(window.uploadResult.status)",
+                           timeout=UPLOAD_TIMEOUT_MS)
+    result = page.evaluate("window.uploadResult")
+
+    assert result["status"] == "success", result
+    key = result["key"]
+    assert key == "alice/holiday video.mp4"
+    expected_parts = math.ceil(FILE_SIZE / PART_SIZE)
+    assert result["parts"] == list(range(1, expected_parts + 1))
+    head = service.bucket.client.head_object(Bucket=service.bucket.name, Key=key)
+    assert head["ContentLength"] == FILE_SIZE
+    etag = head["ETag"].strip('"')
+    assert int(etag.rpartition("-")[2]) > 1, f"not a multipart ETag: {etag}"
+    assert etag == _multipart_etag(video, PART_SIZE)
+    assert _sha256_of_object(service.bucket, key) == hashlib.sha256(video.read_bytes()).hexdigest()
+    assert service.bucket.open_uploads() == []
+    assert page.locator("#result").get_attribute("data-status") == "success"
+
+
+FETCH = """async ([method, path, body]) => {
+    const init = {method, headers: body ? {'content-type': 'application/json'} : {}}
+    if (body) init.body = JSON.stringify(body)
+    const response = await fetch(path, init)
+    return {status: response.status, body: await response.text()}
+}"""
+
+
+def _call(page: Any, method: str, path: str, body: Any = None) -> tuple[int, str]:
+    """A same-origin request from ``page``, as Uppy makes them (cookie, no auth header)."""
+    answer = page.evaluate(FETCH, [method, path, body])
+    return answer["status"], answer["body"]
+
+
+def test_another_principal_cannot_reach_an_upload_from_its_page(service: Service,
+                                                                browser: Any) -> None:
+    alice = service.signed_in_page(browser, "alice")
+    status, body = _call(alice, "POST", "/s3/multipart",
+                         {"filename": "secret.mp4", "type": "video/mp4", "metadata": {}})
+    assert status == 200, body
+    created = json.loads(body)
+    upload_id, key = created["uploadId"], created["key"]
+    assert key == "alice/secret.mp4"
+    query = urlencode({"key": key})
+    done = {"parts": [{"PartNumber": 1, "ETag": '"0123456789abcdef0123456789abcdef"'}]}
+
+    bob = service.signed_in_page(browser, "bob")
+    attempts = [
+        ("GET", f"/s3/multipart/{upload_id}?{query}", None),
+        ("GET", f"/s3/multipart/{upload_id}/1?{query}", None),
+        ("GET", f"/s3/multipart/{upload_id}/batch?{query}&partNumbers=1,2", None),
+        ("POST", f"/s3/multipart/{upload_id}/complete?{query}", done),
+        ("DELETE", f"/s3/multipart/{upload_id}?{query}", None),
+    ]
+    for method, path, payload in attempts:
+        status, body = _call(bob, method, path, payload)
+        assert status == 403, (method, path, status, body)
+    # Naming a key of his own does not let him reach alice's upload id either.
+    for method, path, payload in [
+        ("GET", f"/s3/multipart/{upload_id}?key=bob/secret.mp4", None),
+        ("GET", f"/s3/multipart/{upload_id}/1?key=bob/secret.mp4", None),
+        ("POST", f"/s3/multipart/{upload_id}/complete?key=bob/secret.mp4", done),
+        ("DELETE", f"/s3/multipart/{upload_id}?key=bob/secret.mp4", None),
+    ]:
+        status, body = _call(bob, method, path, payload)
+        assert status == 404, (method, path, status, body)
+    # A page without a session gets nothing.
+    stranger = service.signed_in_page(browser, None)
+    for method, path, payload in attempts:
+        status, body = _call(stranger, method, path, payload)
+        assert status == 401, (method, path, status, body)
+
+    assert [u["UploadId"] for u in service.bucket.open_uploads()] == [upload_id]
+    assert _call(alice, "GET", f"/s3/multipart/{upload_id}?{query}") == (200, "[]")
+    status, body = _call(alice, "DELETE", f"/s3/multipart/{upload_id}?{query}")
+    assert status == 200, body
+    assert service.bucket.open_uploads() == []
