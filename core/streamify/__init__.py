@@ -35,6 +35,7 @@ from ._events import (
     Started,
 )
 from ._housekeeping import apply_bucket_rules, collect_stale_uploads
+from ._httpcontrol import HttpControlPlane
 from ._plan import Part, PartPlan, plan_parts
 from ._s3control import S3ControlPlane
 from ._source import Fingerprint, FsspecSource, LocalFileSource, Source, open_source
@@ -55,6 +56,7 @@ __all__ = [
     "Failed",
     "Fingerprint",
     "FsspecSource",
+    "HttpControlPlane",
     "IntegrityError",
     "LocalFileSource",
     "ObjectInfo",
