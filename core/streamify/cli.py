@@ -407,9 +407,14 @@ def main(argv: list[str] | None = None) -> None:
         _fail("interrupted; rerun the same command to resume", 130)
     except KeyboardInterrupt:
         _fail("interrupted; rerun the same command to resume", 130)
-    except click.ClickException as exc:
-        exc.show()
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()  # a bare `streamify` asks for the help text, not an error line
         sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        # One line like every other error: click's own form spans four.
+        hint = (f" (see `{exc.ctx.command_path} --help`)"
+                if isinstance(exc, click.UsageError) and exc.ctx is not None else "")
+        _fail(exc.format_message().rstrip(".") + hint, exc.exit_code)
     except StreamifyError as exc:
         if os.environ.get("STREAMIFY_DEBUG"):
             raise
