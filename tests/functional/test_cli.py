@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import streamify as api
+
 from tests.conftest import Bucket
 from tests.helpers import make_file
 
@@ -96,17 +98,21 @@ def test_status_abort_and_gc(tmp_path: Path, moto_bucket: Bucket, state_dir: str
     assert moto_bucket.open_uploads() == []
 
 
-def test_gc_aborts_stale_uploads_streamify_started(tmp_path: Path, moto_bucket: Bucket,
-                                                   state_dir: str) -> None:
-    import streamify as api
-
-    path = make_file(tmp_path / "v.bin", 12 * MiB)
-    uploader = api.Uploader(path, moto_bucket.url("v.bin"),
-                            control=api.S3ControlPlane(endpoint_url=moto_bucket.endpoint),
+def _paused_upload(tmp_path: Path, bucket: Bucket, state_dir: str) -> Path:
+    """Start uploading a 12 MiB file and pause it after its first 5 MiB part."""
+    path: Path = make_file(tmp_path / "v.bin", 12 * MiB)
+    uploader = api.Uploader(path, bucket.url("v.bin"),
+                            control=api.S3ControlPlane(endpoint_url=bucket.endpoint),
                             config=api.UploadConfig(part_size=5 * MiB, concurrency=1),
                             state=api.StateStore(state_dir))
     uploader.subscribe(lambda e: isinstance(e, api.PartDone) and uploader.pause())
     assert uploader.run().status == "paused"
+    return path
+
+
+def test_gc_aborts_stale_uploads_streamify_started(tmp_path: Path, moto_bucket: Bucket,
+                                                   state_dir: str) -> None:
+    path = _paused_upload(tmp_path, moto_bucket, state_dir)
     status = streamify("status", "--endpoint-url", moto_bucket.endpoint, state_dir=state_dir)
     assert "5.0 MiB of 12.0 MiB in S3" in status.stdout
     gc = streamify("gc", moto_bucket.url(""), "--older-than", "0s", "--endpoint-url",
@@ -118,15 +124,7 @@ def test_gc_aborts_stale_uploads_streamify_started(tmp_path: Path, moto_bucket: 
 
 def test_resume_command_finishes_paused_uploads(tmp_path: Path, moto_bucket: Bucket,
                                                 state_dir: str) -> None:
-    import streamify as api
-
-    path = make_file(tmp_path / "v.bin", 12 * MiB)
-    uploader = api.Uploader(path, moto_bucket.url("v.bin"),
-                            control=api.S3ControlPlane(endpoint_url=moto_bucket.endpoint),
-                            config=api.UploadConfig(part_size=5 * MiB, concurrency=1),
-                            state=api.StateStore(state_dir))
-    uploader.subscribe(lambda e: isinstance(e, api.PartDone) and uploader.pause())
-    uploader.run()
+    path = _paused_upload(tmp_path, moto_bucket, state_dir)
     run = streamify("resume", "--json", state_dir=state_dir)
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)
