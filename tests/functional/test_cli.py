@@ -112,7 +112,7 @@ def _paused_upload(tmp_path: Path, bucket: Bucket, state_dir: str) -> Path:
 
 def test_gc_aborts_stale_uploads_streamify_started(tmp_path: Path, moto_bucket: Bucket,
                                                    state_dir: str) -> None:
-    path = _paused_upload(tmp_path, moto_bucket, state_dir)
+    _paused_upload(tmp_path, moto_bucket, state_dir)
     status = streamify("status", "--endpoint-url", moto_bucket.endpoint, state_dir=state_dir)
     assert "5.0 MiB of 12.0 MiB in S3" in status.stdout
     gc = streamify("gc", moto_bucket.url(""), "--older-than", "0s", "--endpoint-url",
