@@ -1,0 +1,127 @@
+"""Who may call what: bearer keys, the browser session cookie, ownership by prefix, logs."""
+
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from tests.server._support import MiB, assert_companion_error, assert_problem, put
+from tests.server.conftest import TOKENS, Api
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong-key", "Bearer",
+                                           f"Basic {TOKENS['alice']}", TOKENS["alice"]])
+def test_missing_or_bad_credentials_are_401(api: Api, authorization: str | None) -> None:
+    client = api.client(None)
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    native = client.get("/v1/uploads", headers=headers)
+    assert_problem(native, 401, "unauthorized")
+    assert native.headers["WWW-Authenticate"] == "Bearer"
+    assert_companion_error(client.post("/s3/multipart", json={"filename": "a"},
+                                       headers=headers), 401)
+    assert_problem(client.post("/v1/session", headers=headers), 401)
+
+
+def test_a_session_cookie_lets_a_browser_page_use_the_companion_routes(api: Api) -> None:
+    opened = api.client().post("/v1/session")
+    assert opened.status_code == 204
+    set_cookie = opened.headers["set-cookie"]
+    attributes = {a.strip().split("=")[0].lower() for a in set_cookie.split(";")}
+    assert {"streamify_session", "httponly", "path", "max-age", "samesite"} <= attributes
+    assert "samesite=strict" in set_cookie.lower()
+    cookie = opened.cookies["streamify_session"]
+    assert TOKENS["alice"] not in cookie
+
+    browser = api.client(None, cookies={"streamify_session": cookie})
+    created = browser.post("/s3/multipart", json={"filename": "from-page.mp4", "type": "",
+                                                  "metadata": {}})
+    assert created.status_code == 200, created.text
+    assert created.json()["key"] == "users/alice/from-page.mp4"
+    assert browser.get("/v1/uploads").status_code == 200
+    # The cookie cannot mint another cookie: only an API key can.
+    assert_problem(browser.post("/v1/session"), 401)
+
+    payload, _, signature = cookie.partition(".")
+    forged_payload = payload[:-2] + ("AA" if payload[-2:] != "AA" else "BB")
+    for forged in (f"{forged_payload}.{signature}", f"{payload}.{signature[::-1]}", "x",
+                   f"{payload}."):
+        intruder = api.client(None, cookies={"streamify_session": forged})
+        assert_companion_error(intruder.post("/s3/multipart", json={"filename": "a"}), 401)
+
+    closed = browser.delete("/v1/session")
+    assert closed.status_code == 204
+    assert 'streamify_session=""' in closed.headers["set-cookie"]
+
+
+def test_one_principal_cannot_touch_another_principals_upload(api: Api) -> None:
+    bob, alice = api.client("bob"), api.client("alice")
+    bob_key = api.key("bob", "secret.bin")
+    created = bob.post("/v1/uploads", json={"key": bob_key, "size": 6 * MiB})
+    upload_id = created.json()["upload_id"]
+    signed = bob.post(f"/v1/uploads/{upload_id}/sign", json={"key": bob_key, "parts": [
+        {"number": 1}]}).json()["parts"][0]
+    etag = put(signed["url"], b"b" * (5 * MiB)).headers["ETag"]
+    mine = api.key("alice", "secret.bin")
+
+    # Naming bob's key: refused by prefix. Naming her own key with bob's upload id: that
+    # upload does not exist for her key.
+    for key, status in ((bob_key, 403), (mine, 404)):
+        assert_problem(alice.post(f"/v1/uploads/{upload_id}/sign", json={
+            "key": key, "parts": [{"number": 2}]}), status)
+        assert_problem(alice.get(f"/v1/uploads/{upload_id}/parts", params={"key": key}),
+                       status)
+        assert_problem(alice.post(f"/v1/uploads/{upload_id}/complete", json={
+            "key": key, "parts": [{"number": 1, "etag": etag}]}), status)
+        assert_problem(alice.delete(f"/v1/uploads/{upload_id}", params={"key": key}), status)
+        assert_problem(alice.get("/v1/objects", params={"key": key}), status)
+        assert_companion_error(alice.get(f"/s3/multipart/{upload_id}/2", params={"key": key}),
+                               status)
+        assert_companion_error(alice.get(f"/s3/multipart/{upload_id}/batch",
+                                         params={"key": key, "partNumbers": "2"}), status)
+        assert_companion_error(alice.get(f"/s3/multipart/{upload_id}", params={"key": key}),
+                               status)
+        assert_companion_error(alice.post(f"/s3/multipart/{upload_id}/complete",
+                                          params={"key": key},
+                                          json={"parts": [{"PartNumber": 1, "ETag": etag}]}),
+                               status)
+        assert_companion_error(alice.delete(f"/s3/multipart/{upload_id}", params={"key": key}),
+                               status)
+    assert_problem(alice.get("/v1/uploads", params={"prefix": "users/bob/"}), 403)
+    assert_problem(alice.get("/v1/uploads", params={"prefix": "users/"}), 403)
+    assert alice.get("/v1/uploads").json() == {"uploads": []}
+
+    # Bob's upload is untouched: still open, its part still there.
+    assert [u["UploadId"] for u in api.bucket.open_uploads()] == [upload_id]
+    parts = bob.get(f"/v1/uploads/{upload_id}/parts", params={"key": bob_key}).json()["parts"]
+    assert [(p["number"], p["size"]) for p in parts] == [(1, 5 * MiB)]
+
+
+def test_the_logs_hold_no_secrets(api: Api) -> None:
+    alice = api.client()
+    cookie = alice.post("/v1/session").cookies["streamify_session"]
+    key = api.key("alice", "logged.bin")
+    upload_id = alice.post("/v1/uploads", json={"key": key, "size": 5}).json()["upload_id"]
+    signed = alice.post(f"/v1/uploads/{upload_id}/sign", json={"key": key, "parts": [
+        {"number": 1, "md5": "XUFAKrxLKna5cZ2REBfFkg=="}]}).json()["parts"][0]
+    browser = api.client(None, cookies={"streamify_session": cookie})
+    url = browser.get(f"/s3/multipart/{upload_id}/1", params={"key": key}).json()["url"]
+    params = httpx.get(api.url + "/v1/uploads", headers={"Authorization": "Bearer bad-key"})
+    assert params.status_code == 401
+
+    lines = [json.loads(line) for line in api.log.splitlines() if line.startswith("{")]
+    assert {(line["method"], line["path"], line["status"], line["principal"])
+            for line in lines} >= {
+        ("POST", "/v1/session", 204, "alice"),
+        ("POST", f"/v1/uploads/{upload_id}/sign", 200, "alice"),
+        ("GET", f"/s3/multipart/{upload_id}/1", 200, "alice"),
+        ("GET", "/v1/uploads", 401, None)}
+    signatures = [parse_qs(urlsplit(u).query)["X-Amz-Signature"][0]
+                  for u in (signed["url"], url)]
+    for secret in (TOKENS["alice"], "bad-key", cookie, cookie.partition(".")[2], *signatures,
+                   api.settings.cookie_secret.get_secret_value()):
+        assert secret not in api.log
+    assert not re.search(r"(?i)x-amz-signature|authorization|bearer", api.log)
