@@ -25,7 +25,8 @@ router = APIRouter(prefix="/s3", tags=["companion"], responses={
 
 KeyQuery = Annotated[str, Query(min_length=1, max_length=MAX_KEY_BYTES,
                                 description="The object key from `POST /s3/multipart`")]
-UploadIdPath = Annotated[str, Path(alias="uploadId", min_length=1, max_length=1024)]
+UploadIdPath = Annotated[str, Path(alias="uploadId", min_length=1, max_length=1024,
+                                   pattern=r"^[\x21-\x7e]+$")]
 
 
 class CreateMultipart(BaseModel):
@@ -116,7 +117,7 @@ def list_parts(upload_id: UploadIdPath, key: KeyQuery, service: Service,
 @router.get("/multipart/{uploadId}/batch")
 def sign_batch(upload_id: UploadIdPath, key: KeyQuery, service: Service,
                principal: CurrentPrincipal,
-               part_numbers: Annotated[str, Query(alias="partNumbers", max_length=60_000)],
+               part_numbers: Annotated[str, Query(alias="partNumbers", max_length=6000)],
                ) -> BatchSigned:
     """Presigned URLs for several parts: ``partNumbers=1,2,3``."""
     destination = service.destination(principal, key=key)

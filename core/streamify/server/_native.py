@@ -139,7 +139,8 @@ class ObjectResponse(_Model):
 
 KeyQuery = Annotated[str, Query(min_length=1, max_length=MAX_KEY_BYTES)]
 BucketQuery = Annotated[str | None, Query(max_length=63)]
-UploadIdPath = Annotated[str, Path(min_length=1, max_length=1024)]
+UploadIdPath = Annotated[str, Path(min_length=1, max_length=1024, pattern=r"^[\x21-\x7e]+$",
+                                   description="As S3 gave it: printable ASCII")]
 
 
 @router.post("/session", status_code=204, response_class=Response, tags=["session"])
