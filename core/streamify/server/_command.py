@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import socket
 import sys
+from typing import Any
 
 import click
 import pydantic
@@ -20,13 +20,16 @@ from ._settings import CONFIG_FILE_ENV, ServiceSettings, load_settings
 __all__ = ["serve"]
 
 
-def _configure_logging() -> None:
-    # Access lines are JSON already; uvicorn's own messages keep their text.
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
+# Applied by uvicorn in every worker process. Access lines are JSON already (see
+# _middleware); uvicorn's own access log is off because it prints query strings.
+LOG_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain",
+                            "stream": "ext://sys.stderr"}},
+    "root": {"handlers": ["stderr"], "level": "INFO"},
+}
 
 
 def _settings(config_file: str | None) -> ServiceSettings:
@@ -43,7 +46,7 @@ def _settings(config_file: str | None) -> ServiceSettings:
 
 
 def _run(app: FastAPI, sock: socket.socket) -> None:
-    config = uvicorn.Config(app, log_config=None, access_log=False)
+    config = uvicorn.Config(app, log_config=LOG_CONFIG, access_log=False)
     uvicorn.Server(config).run(sockets=[sock])
 
 
@@ -64,7 +67,6 @@ def serve(host: str, port: int, workers: int, config_file: str | None, local: bo
     Settings come from STREAMIFY_* environment variables and --config: STREAMIFY_BUCKET,
     STREAMIFY_S3_ENDPOINT_URL, STREAMIFY_PRINCIPALS (JSON), STREAMIFY_COOKIE_SECRET...
     """
-    _configure_logging()
     if local:
         if workers != 1 or config_file:
             raise click.UsageError("--local runs one worker with its own settings: drop "
@@ -79,7 +81,7 @@ def serve(host: str, port: int, workers: int, config_file: str | None, local: bo
         # The worker processes rebuild the settings from the environment.
         os.environ[CONFIG_FILE_ENV] = os.path.abspath(config_file)
     uvicorn.run("streamify.server._app:app_from_environment", factory=True, host=host,
-                port=port, workers=workers, log_config=None, access_log=False)
+                port=port, workers=workers, log_config=LOG_CONFIG, access_log=False)
 
 
 def _serve_local(host: str, port: int) -> None:

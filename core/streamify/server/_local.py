@@ -107,10 +107,15 @@ def local_stack_app(settings: ServiceSettings) -> FastAPI:
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
-    """A bound TCP socket on ``host:port`` (``port=0``: any free port)."""
+    """A listening TCP socket on ``host:port`` (``port=0``: any free port).
+
+    It listens before the server starts, so a client told the address right away gets
+    queued rather than refused.
+    """
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    sock.listen(2048)
     return sock
 
 

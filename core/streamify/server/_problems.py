@@ -92,7 +92,8 @@ def from_core_error(exc: StreamifyError) -> ServiceError:
         return ServiceError(404, "upload-gone", "the multipart upload does not exist (it was "
                             "completed, aborted or expired, or belongs to another key)")
     if isinstance(exc, AccessDeniedError):
-        return ServiceError(403, "storage-access-denied", "storage refused the operation")
+        return ServiceError(403, "storage-access-denied", "storage refused the operation: the "
+                            "service's S3 credentials or the bucket policy do not allow it")
     if isinstance(exc, ConfigError):
         return ServiceError(400, "invalid-request", str(exc))
     if isinstance(exc, DestinationError):
@@ -121,7 +122,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_core_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StreamifyError)
         error = from_core_error(exc)
-        if error.status >= 500:
+        if error.status >= 500 or error.kind == "storage-access-denied":
             _log.warning("storage failure on %s %s: %s", request.method, request.url.path, exc)
         return _respond(request, error)
 
