@@ -17,6 +17,7 @@ import math
 import secrets
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,6 +175,28 @@ def test_uppy_uploads_a_file_in_parts_straight_to_s3(service: Service, browser: 
     assert _sha256_of_object(service.bucket, key) == hashlib.sha256(video.read_bytes()).hexdigest()
     assert service.bucket.open_uploads() == []
     assert page.locator("#result").get_attribute("data-status") == "success"
+
+
+def test_cancelling_in_uppy_aborts_the_multipart_upload(service: Service, browser: Any,
+                                                         tmp_path: Path) -> None:
+    video = make_file(tmp_path / "cancelled.mp4", FILE_SIZE, seed=3)
+    page = service.signed_in_page(browser, "alice")
+    # Cancel as soon as the first part is in S3, from inside the page, so no race decides
+    # whether the upload finished first.
+    page.evaluate("""() => window.uppy.once('s3-multipart:part-uploaded',
+                                          () => window.uppy.cancelAll())""")
+    page.set_input_files("#file", str(video))
+    page.wait_for_function("(window.uploadedParts || []).length >= 1",
+                           timeout=UPLOAD_TIMEOUT_MS)
+
+    deadline = time.monotonic() + 15
+    while service.bucket.open_uploads() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert service.bucket.open_uploads() == []
+    assert page.evaluate("window.uploadedParts") == [1]
+    assert page.evaluate("window.uploadResult.status") == "uploading"
+    listed = service.bucket.client.list_objects_v2(Bucket=service.bucket.name)
+    assert listed.get("KeyCount", 0) == 0
 
 
 FETCH = """async ([method, path, body]) => {
