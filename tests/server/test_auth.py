@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
+from tests.conftest import Bucket
 from tests.server._support import MiB, assert_companion_error, assert_problem, put
-from tests.server.conftest import TOKENS, Api
+from tests.server.conftest import TOKENS, Api, running_api
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong-key", "Bearer",
@@ -125,3 +127,17 @@ def test_the_logs_hold_no_secrets(api: Api) -> None:
                    api.settings.cookie_secret.get_secret_value()):
         assert secret not in api.log
     assert not re.search(r"(?i)x-amz-signature|authorization|bearer", api.log)
+
+
+def test_browser_pages_are_served_same_origin_under_ui(moto_bucket: Bucket,
+                                                       tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("<h1>uploader</h1>")
+    (tmp_path / "app.js").write_text("export const ok = true;")
+    with running_api(moto_bucket, static_dir=tmp_path) as api:
+        page = api.client(None)
+        assert page.get("/ui/").text == "<h1>uploader</h1>"
+        script = page.get("/ui/app.js")
+        assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+        assert page.get("/ui/missing.js").status_code == 404
+        (tmp_path.parent / "outside.txt").write_text("not served")
+        assert page.get("/ui/%2e%2e/outside.txt").status_code == 404

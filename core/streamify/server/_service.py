@@ -19,7 +19,7 @@ from .._checksum import composite_etag, normalize_etag
 from .._config import MAX_PART_SIZE
 from .._control import ObjectInfo, OpenUpload, PartToSign, SignedPart, UploadedPart
 from .._destination import Destination
-from .._errors import StreamifyError, UploadGoneError
+from .._errors import StreamifyError
 from .._plan import MAX_OBJECT_SIZE, MAX_PARTS, PartPlan, plan_parts
 from .._s3control import S3ControlPlane
 from ._auth import Principal
@@ -112,8 +112,8 @@ class UploadService:
             raise ServiceError(400, "object-too-large", f"{what} of {size} bytes is outside "
                                f"0..{limit} bytes, the most you may upload")
 
-    def _owned_upload(self, destination: Destination, upload_id: str) -> bool:
-        """Is ``upload_id`` an open upload of exactly this key?
+    def _require_owned(self, destination: Destination, upload_id: str) -> None:
+        """Refuse unless ``upload_id`` is an open upload of exactly this key.
 
         ListMultipartUploads rather than ListParts, because some S3 servers (moto) answer
         ListParts for an upload id under any key, which would let one principal reach
@@ -122,12 +122,11 @@ class UploadService:
         _check_upload_id(upload_id)
         with _translated():
             uploads = self.control.list_uploads(destination)
-        return any(u.upload_id == upload_id and u.destination.key == destination.key
-                   for u in uploads)
-
-    def _require_owned(self, destination: Destination, upload_id: str) -> None:
-        if not self._owned_upload(destination, upload_id):
-            raise from_core_error(UploadGoneError(upload_id))
+        if not any(u.upload_id == upload_id and u.destination.key == destination.key
+                   for u in uploads):
+            raise ServiceError(404, "upload-gone", f"{destination.key!r} has no open upload "
+                               f"{upload_id!r} (it was completed, aborted or expired, or "
+                               "belongs to another key)")
 
     # ------------------------------------------------------------------ operations
     def plan(self, principal: Principal, size: int, part_size: int | None) -> PartPlan:
