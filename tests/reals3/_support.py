@@ -122,6 +122,7 @@ def kill_when(command: Sequence[str], env: dict[str, str], bucket: Bucket, key: 
         if process.poll() is None:
             process.kill()
             process.communicate()
+    assert upload_id is not None
     # Give the server a moment to drop the bodies that were cut short.
     time.sleep(0.5)
     return Killed(upload_id, parts, listed_parts(bucket, key, upload_id))
