@@ -6,6 +6,7 @@ holding an API key only.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import shutil
 from pathlib import Path
@@ -81,14 +82,20 @@ def _check_resumed(first: UploadResult, second: UploadResult, source: Path,
     assert bucket.open_uploads() == []
 
 
-def test_upload_through_the_service_batches_signing(api: Api, tmp_path: Path,
+def test_upload_through_the_service_batches_signing_with_checksums(api: Api, tmp_path: Path,
                                                     state_dir: str) -> None:
     source = make_file(tmp_path / "video.bin", 23 * MiB + 17)
     key = api.key("alice", "video.bin")
     result = streamify.upload(source, api.bucket.url(key), control=_plane(api),
-                              state_dir=state_dir, part_size="5MiB", concurrency=5)
+                              state_dir=state_dir, part_size="5MiB", concurrency=5,
+                              checksum="sha256")
     assert (result.status, result.parts, result.size) == ("completed", 5, 23 * MiB + 17)
     assert _sha256(api.bucket.read(key)) == _sha256(source.read_bytes())
+    data = source.read_bytes()
+    composite = hashlib.sha256(b"".join(hashlib.sha256(data[i:i + PART]).digest()
+                                        for i in range(0, len(data), PART))).digest()
+    head = api.bucket.client.head_object(Bucket=api.bucket.name, Key=key, ChecksumMode="ENABLED")
+    assert head["ChecksumSHA256"] == base64.b64encode(composite).decode()  # sent with each part
     info = _plane(api).head(Destination(api.bucket.name, key))
     assert info is not None and info.etag == result.etag
 

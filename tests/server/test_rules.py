@@ -25,7 +25,9 @@ def test_good_keys_pass(key: str) -> None:
 @pytest.mark.parametrize(("key", "reason"), [
     ("", "empty"), ("x" * 1025, "1024 bytes"), ("é" * 513, "1024 bytes"),
     ("a/../b", "'..'"), ("..", "'..'"), ("a/./b", "'..'"), ("/a", "start with '/'"),
-    ("a\x00b", "control"), ("a\rb", "control"), ("a\x85b", "control"), ("a\ud800", "Unicode"),
+    ("a\x00b", "control"), ("a\rb", "control"), ("a\x85b", "control"), ("a\ud800", "control"),
+    ("a\uffff", "noncharacter"), ("a\ufffe", "noncharacter"), ("a\ufdd0", "noncharacter"),
+    ("a\U0010ffff", "noncharacter"),
     ("a/", "folder"),
 ])
 def test_bad_keys_say_why(key: str, reason: str) -> None:
@@ -46,7 +48,7 @@ def test_a_prefix_may_be_empty_but_follows_the_same_rules() -> None:
     ("../../etc/passwd", "p/passwd"),
     ("..", "p/upload"),
     ("", "p/upload"),
-    ("a\x00\nb.txt", "p/ab.txt"),
+    ("a\x00\nb\uffff.txt", "p/ab.txt"),
     ("  spaced name.mov ", "p/spaced name.mov"),
     ("e\u0301t\u00e9.mp4", "p/\u00e9t\u00e9.mp4"),  # NFC
 ])

@@ -13,17 +13,19 @@ class KeyRejected(ValueError):
     """A key or prefix breaks a rule; ``str()`` says which, for the caller."""
 
 
-def _is_control(char: str) -> bool:
-    return unicodedata.category(char) == "Cc"
+def _is_forbidden(char: str) -> bool:
+    """Control characters, lone surrogates and Unicode noncharacters: S3 answers keys in
+    XML, which cannot carry them."""
+    code = ord(char)
+    return (unicodedata.category(char) in ("Cc", "Cs") or 0xFDD0 <= code <= 0xFDEF
+            or code & 0xFFFE == 0xFFFE)
 
 
 def _check_syntax(key: str, what: str) -> None:
     if len(key.encode("utf-8", errors="surrogatepass")) > MAX_KEY_BYTES:
         raise KeyRejected(f"{what} is longer than {MAX_KEY_BYTES} bytes (UTF-8)")
-    if any(_is_control(c) for c in key):
-        raise KeyRejected(f"{what} contains a control character")
-    if any(0xD800 <= ord(c) <= 0xDFFF for c in key):
-        raise KeyRejected(f"{what} is not valid Unicode")
+    if any(_is_forbidden(c) for c in key):
+        raise KeyRejected(f"{what} contains a control character or a Unicode noncharacter")
     if key.startswith("/"):
         raise KeyRejected(f"{what} must not start with '/'")
     if any(segment in (".", "..") for segment in key.split("/")):
@@ -53,8 +55,7 @@ def key_for_filename(filename: str, prefix: str) -> str:
     control characters are dropped, and the name is cut to fit S3's key length.
     """
     name = unicodedata.normalize("NFC", filename).replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(c for c in name if not _is_control(c)
-                   and not 0xD800 <= ord(c) <= 0xDFFF).strip()
+    name = "".join(c for c in name if not _is_forbidden(c)).strip()
     if name in ("", ".", ".."):
         name = "upload"
     room = MAX_KEY_BYTES - len(prefix.encode())
