@@ -44,7 +44,7 @@ _log = logging.getLogger("streamify.server")
 _TITLES = {
     400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
     405: "Method not allowed", 413: "Content too large", 422: "Invalid request",
-    502: "Storage error",
+    500: "Internal error", 502: "Storage error",
 }
 
 
@@ -137,10 +137,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        kind = {404: "not-found", 405: "method-not-allowed",
+                413: "body-too-large"}.get(exc.status_code, "http-error")
         return _respond(request, ServiceError(exc.status_code, kind, str(exc.detail)))
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette still logs the traceback; the caller gets the usual shape, no details.
+        return _respond(request, ServiceError(500, "internal-error", "the service failed "
+                                              "unexpectedly; the error was logged"))
 
     app.add_exception_handler(ServiceError, on_service_error)
     app.add_exception_handler(StreamifyError, on_core_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)
