@@ -197,7 +197,8 @@ class Uploader:
         endpoint = self.control.endpoint
         state = self.state.load(endpoint, self.destination)
         if state is not None:
-            if state.fingerprint != fingerprint:
+            if state.fingerprint.size != fingerprint.size or (
+                    state.fingerprint.edges_sha256 != fingerprint.edges_sha256):
                 raise SourceChangedError(
                     f"{self.source.name} is not the file that upload {state.upload_id} to "
                     f"{self.destination} was started with (it changed since); the old upload "
@@ -219,7 +220,12 @@ class Uploader:
                 self._emit(ev.Restarted(state.upload_id, "the upload was aborted or expired"))
                 return upload_id, plan, {}, "", True
             plan = PartPlan(size=fingerprint.size, part_size=state.part_size)
-            good = self._verify(plan, listed, strict=False)
+            # Only a touched or copied file (same size and edges, new time) gets this far
+            # with another fingerprint: every part S3 holds must then match it exactly.
+            touched = state.fingerprint != fingerprint
+            good = self._verify(plan, listed, strict=touched, upload_id=state.upload_id)
+            if touched:
+                self.state.save(self._state_for(state.upload_id, plan, fingerprint))
             return state.upload_id, plan, good, "state", False
 
         for upload in reversed(self.control.list_uploads(self.destination)):

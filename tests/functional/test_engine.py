@@ -280,3 +280,17 @@ def test_a_run_that_died_after_completing_is_not_uploaded_again(
     assert again.status == "completed"
     assert again.bytes_sent == 0 and again.upload_id == paused.upload_id
     assert store.all() == []
+
+
+def test_a_touched_but_unchanged_file_still_resumes(tmp_path: Path, moto_bucket: Bucket,
+                                                    state_dir: str) -> None:
+    import os
+
+    path = make_file(tmp_path / "v.mp4", 30 * MiB)
+    first = _uploader(path, moto_bucket, "v.mp4", state_dir)
+    _pause_at(first, 0.5)
+    first.run()
+    os.utime(path, (1e9, 1e9))  # same bytes, new modification time (touch, cp, rsync...)
+    result = _uploader(path, moto_bucket, "v.mp4", state_dir).run()
+    assert result.resumed and result.bytes_resumed > 0
+    assert _sha(moto_bucket.read("v.mp4")) == _sha(path.read_bytes())
