@@ -80,7 +80,7 @@ def translate_s3_error(exc: Exception, doing: str, destination: Destination) -> 
     if isinstance(exc, botocore.exceptions.EndpointConnectionError |
                   botocore.exceptions.ConnectionError | botocore.exceptions.ReadTimeoutError):
         return EndpointError(f"{doing} {where}: cannot reach S3 ({exc}); check --endpoint-url "
-                             "and the network, then rerun to resume")
+                             "and the network, then rerun the same command")
     return StreamifyError(f"{doing} {where}: {exc}")
 
 
