@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -92,10 +92,12 @@ class Service:
     bucket: Bucket
     tokens: dict[str, str]
     """API key of each principal; principal ``name`` owns the prefix ``name/``."""
+    contexts: list[Any] = field(default_factory=list)
 
     def signed_in_page(self, browser: Any, principal: str | None) -> Any:
         """A page in a fresh browser context holding ``principal``'s session cookie."""
         context = browser.new_context()
+        self.contexts.append(context)
         if principal is not None:
             answer = context.request.post(
                 f"{self.origin}/v1/session",
@@ -103,6 +105,8 @@ class Service:
             assert answer.status == 204, answer.text()
         page = context.new_page()
         page.goto(f"{self.origin}/ui/index.html")
+        # The bundle defines the hook once Uppy is set up; fail here, not at the upload.
+        page.wait_for_function("typeof window.startUpload === 'function'", timeout=10_000)
         return page
 
 
@@ -125,7 +129,10 @@ def service(real_bucket: Bucket, uppy_page: Path) -> Iterator[Service]:
         cookie_secret=secrets.token_urlsafe(32), static_dir=uppy_page)
     with serve_in_thread(create_app(settings)) as origin:
         apply_bucket_rules(real_bucket.client, real_bucket.name, allowed_origins=[origin])
-        yield Service(origin, real_bucket, tokens)
+        running = Service(origin, real_bucket, tokens)
+        yield running
+        for context in running.contexts:
+            context.close()
 
 
 def _sha256_of_object(bucket: Bucket, key: str) -> str:
