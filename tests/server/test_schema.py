@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, assume, settings
 from pydantic import SecretStr
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -48,5 +48,8 @@ def fuzz_api(moto_bucket: Bucket) -> Iterator[Api]:
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_operation_answers_within_its_schema(case: schemathesis.Case,
                                                    fuzz_api: Api) -> None:
-    case.call_and_validate(base_url=fuzz_api.url, checks=CHECKS,
-                           headers={"Authorization": f"Bearer {FUZZ_TOKEN}"})
+    response = case.call(base_url=fuzz_api.url, headers={"Authorization": f"Bearer {FUZZ_TOKEN}"})
+    # uvicorn itself refuses a request line over 64 KiB, in plain text, before the app sees
+    # it; generated requests that break the schema's lengths can be that long.
+    assume(response.text != "Invalid HTTP request received.")
+    case.validate_response(response, checks=CHECKS)

@@ -117,7 +117,8 @@ def list_parts(upload_id: UploadIdPath, key: KeyQuery, service: Service,
 @router.get("/multipart/{uploadId}/batch")
 def sign_batch(upload_id: UploadIdPath, key: KeyQuery, service: Service,
                principal: CurrentPrincipal,
-               part_numbers: Annotated[str, Query(alias="partNumbers", max_length=6000)],
+               part_numbers: Annotated[str, Query(alias="partNumbers", max_length=6000,
+                                                  pattern=r"^[0-9,]+$")],
                ) -> BatchSigned:
     """Presigned URLs for several parts: ``partNumbers=1,2,3``."""
     destination = service.destination(principal, key=key)
