@@ -54,8 +54,12 @@ class Bucket:
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    # The emulator's request log would print presigned URLs, signatures included.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -142,6 +142,9 @@ class S3ControlPlane:
                     "UploadId": upload_id, "PartNumber": part.number,
                 }
                 headers: dict[str, str] = {}
+                if part.size is not None:
+                    # Signed in, so storage refuses a body of any other size.
+                    params["ContentLength"] = part.size
                 if part.md5:
                     params["ContentMD5"] = part.md5
                     headers["Content-MD5"] = part.md5

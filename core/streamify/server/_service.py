@@ -12,6 +12,8 @@ import base64
 import binascii
 import contextlib
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from urllib.parse import quote
 
@@ -34,6 +36,7 @@ _METADATA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _UPLOAD_ID = re.compile(r"^[\x21-\x7e]{1,1024}$")
 _ETAG = re.compile(r'^"?[\x21\x23-\x7e]{1,128}"?$')
 _HEX_MD5 = re.compile(r"^[0-9a-f]{32}$")
+_OWNED_CACHE_SIZE = 10_000
 
 
 def encode_metadata(metadata: Mapping[str, object]) -> dict[str, str]:
@@ -82,6 +85,11 @@ class UploadService:
         self.settings = settings
         self.control = control
         self.bucket = settings.bucket
+        # (key, upload id) pairs already seen open. An upload id names one upload of one
+        # key for good, so a confirmed pair stays true; remembering it spares a
+        # ListMultipartUploads per signed part (Uppy signs parts one call at a time).
+        self._owned: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._owned_lock = threading.Lock()
 
     # ------------------------------------------------------------------ checks
     def destination(self, principal: Principal, *, key: str | None = None,
@@ -120,6 +128,11 @@ class UploadService:
         another's upload by naming its own key.
         """
         _check_upload_id(upload_id)
+        pair = (destination.key, upload_id)
+        with self._owned_lock:
+            if pair in self._owned:
+                self._owned.move_to_end(pair)
+                return
         with _translated():
             uploads = self.control.list_uploads(destination)
         if not any(u.upload_id == upload_id and u.destination.key == destination.key
@@ -127,6 +140,10 @@ class UploadService:
             raise ServiceError(404, "upload-gone", f"{destination.key!r} has no open upload "
                                f"{upload_id!r} (it was completed, aborted or expired, or "
                                "belongs to another key)")
+        with self._owned_lock:
+            self._owned[pair] = None
+            if len(self._owned) > _OWNED_CACHE_SIZE:
+                self._owned.popitem(last=False)
 
     # ------------------------------------------------------------------ operations
     def plan(self, principal: Principal, size: int, part_size: int | None) -> PartPlan:
