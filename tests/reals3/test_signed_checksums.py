@@ -29,7 +29,6 @@ def test_upload_with_an_additional_checksum(tmp_path: Path, real_bucket: Bucket,
 @pytest.mark.reals3
 def test_a_part_url_refuses_a_body_of_another_size_or_content(real_bucket: Bucket) -> None:
     import urllib3
-
     from streamify._checksum import md5_base64
 
     plane = streamify.S3ControlPlane(endpoint_url=real_bucket.endpoint)
