@@ -318,19 +318,21 @@ class Uploader:
             lambda parts: self.control.sign_parts(self.destination, upload_id, parts,
                                                   expires_in=self.config.url_expiry),
             linger=self.control.sign_linger, max_batch=self.config.concurrency)
-        with ThreadPoolExecutor(self.config.concurrency,
-                                thread_name_prefix="streamify-part") as pool:
-            futures: list[Future[UploadedPart]] = [
-                pool.submit(self._send_part, signer, part) for part in todo]
+        pool = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="streamify-part")
+        futures: list[Future[UploadedPart]] = [
+            pool.submit(self._send_part, signer, part) for part in todo]
+        try:
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failure = next((f.exception() for f in done
-                            if f.exception() and not isinstance(f.exception(), _Stop)), None)
-            if failure is not None:
-                self._pause = True  # stop the other workers after their current part
-                self._wake.set()
-                for future in futures:
-                    future.cancel()
-            wait(futures)
+        except BaseException:
+            # Ctrl-C: take no new part; only the parts already in flight may finish.
+            self._stop_workers(futures)
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        failure = next((f.exception() for f in done
+                        if f.exception() and not isinstance(f.exception(), _Stop)), None)
+        if failure is not None:
+            self._stop_workers(futures)
+        pool.shutdown(wait=True)
         for future in futures:
             if future.done() and not future.cancelled() and future.exception() is None:
                 part = future.result()
@@ -344,6 +346,13 @@ class Uploader:
                 f"upload to {self.destination} stopped at its deadline of "
                 f"{self.config.deadline:.0f} s with {len(sent)} new parts sent; rerun to resume")
         return sent
+
+    def _stop_workers(self, futures: list[Future[UploadedPart]]) -> None:
+        """Stop the workers after their current part (internally, like a pause)."""
+        self._pause = True
+        self._wake.set()
+        for future in futures:
+            future.cancel()
 
     def _check_stop(self) -> None:
         if self._cancel or self._pause:

@@ -143,3 +143,35 @@ def test_setup_bucket_applies_lifecycle_and_cors(moto_bucket: Bucket, state_dir:
     cors = moto_bucket.client.get_bucket_cors(Bucket=moto_bucket.name)["CORSRules"][0]
     assert cors["ExposeHeaders"] == ["ETag"]
     assert cors["AllowedOrigins"] == ["https://app.example"]
+
+
+def test_ctrl_c_stops_promptly_and_the_rerun_resumes(tmp_path: Path, moto_bucket: Bucket,
+                                                     state_dir: str) -> None:
+    import signal
+    import time
+
+    path = make_file(tmp_path / "v.bin", 40 * MiB)
+    args = ["upload", str(path), moto_bucket.url("v.bin"), "--endpoint-url",
+            moto_bucket.endpoint, "--part-size", "5MiB", "--concurrency", "2", "--no-progress"]
+    env = {**os.environ, "STREAMIFY_STATE_DIR": state_dir}
+    child = subprocess.Popen([sys.executable, "-m", "streamify", *args, "--bwlimit", "4MiB"],
+                             env=env, stderr=subprocess.PIPE, text=True)
+    while not moto_bucket.open_uploads():
+        time.sleep(0.05)
+    time.sleep(1.5)
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=120)
+    assert child.returncode == 130
+    assert stderr.strip().splitlines()[-1] == (
+        "streamify: error: interrupted; rerun the same command to resume")
+    # No new part was started after Ctrl-C: the upload is open, most of its 8 parts unsent.
+    [upload] = moto_bucket.open_uploads()
+    parts = moto_bucket.client.list_parts(Bucket=moto_bucket.name, Key="v.bin",
+                                          UploadId=upload["UploadId"]).get("Parts", [])
+    assert len(parts) <= 5
+    listed = moto_bucket.client.list_objects_v2(Bucket=moto_bucket.name).get("Contents", [])
+    assert listed == []
+    rerun = streamify(*args, "--json", state_dir=state_dir)
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads(rerun.stdout)["resumed"] is True
+    assert moto_bucket.read("v.bin") == path.read_bytes()
