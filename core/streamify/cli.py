@@ -72,7 +72,8 @@ def _connection_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class _ProgressBar:
-    """A tqdm bar fed by engine events; it starts from the bytes already in S3."""
+    """A tqdm bar fed by engine events; it starts from the bytes already in S3, so its
+    rate and ETA count only what this run sends."""
 
     def __init__(self, label: str, enabled: bool) -> None:
         self._label = label
@@ -80,21 +81,17 @@ class _ProgressBar:
         self._bar: tqdm[Any] | None = None
 
     def __call__(self, event: ev.Event) -> None:
-        if isinstance(event, ev.Started) and self._enabled:
-            self._bar = tqdm(total=event.total_bytes, unit="B", unit_scale=True,
-                             unit_divisor=1024, desc=self._label, file=sys.stderr,
-                             dynamic_ncols=True, leave=True)
-        elif isinstance(event, ev.Resumed):
+        if isinstance(event, ev.Resumed):
             click.echo(f"resuming upload {event.upload_id}: {format_size(event.bytes_present)} "
                        f"({event.parts_present} parts) already in S3, verified", err=True)
-            if self._bar is not None:
-                self._bar.reset(total=self._bar.total)
-                self._bar.initial = self._bar.n = event.bytes_present
-                self._bar.refresh()
         elif isinstance(event, ev.Restarted):
             click.echo(f"upload {event.old_upload_id} was gone ({event.reason}); started afresh",
                        err=True)
-        elif isinstance(event, ev.Progress) and self._bar is not None:
+        elif isinstance(event, ev.Progress) and self._enabled:
+            if self._bar is None:
+                self._bar = tqdm(total=event.total_bytes, initial=event.bytes_done, unit="B",
+                                 unit_scale=True, unit_divisor=1024, desc=self._label,
+                                 file=sys.stderr, dynamic_ncols=True, leave=True)
             self._bar.update(event.bytes_done - self._bar.n)
         elif isinstance(event, ev.Retrying) and self._bar is not None:
             self._bar.set_postfix_str(f"retry part {event.number}: {event.reason[:60]}")
