@@ -11,6 +11,7 @@ import glob
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
@@ -79,8 +80,13 @@ class _ProgressBar:
         self._label = label
         self._enabled = enabled
         self._bar: tqdm[Any] | None = None
+        self._lock = threading.Lock()  # events arrive from every worker thread
 
     def __call__(self, event: ev.Event) -> None:
+        with self._lock:
+            self._show(event)
+
+    def _show(self, event: ev.Event) -> None:
         if isinstance(event, ev.Resumed):
             click.echo(f"resuming upload {event.upload_id}: {format_size(event.bytes_present)} "
                        f"({event.parts_present} parts) already in S3, verified", err=True)
