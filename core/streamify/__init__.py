@@ -40,6 +40,7 @@ from ._plan import Part, PartPlan, plan_parts
 from ._s3control import S3ControlPlane
 from ._source import Fingerprint, FsspecSource, LocalFileSource, Source, open_source
 from ._state import ResumeState, StateStore
+from ._transport import PartSender
 from ._units import parse_size
 
 __version__ = "0.1.0"
@@ -64,6 +65,7 @@ __all__ = [
     "Part",
     "PartDone",
     "PartPlan",
+    "PartSender",
     "PartToSign",
     "Paused",
     "Progress",

@@ -12,6 +12,7 @@ import streamify
 import urllib3
 from streamify import (
     Destination,
+    PartSender,
     Progress,
     S3ControlPlane,
     SourceChangedError,
@@ -23,7 +24,6 @@ from streamify import (
 )
 from streamify._checksum import additional_checksum
 from streamify._control import SignedPart
-from streamify._transport import PartSender
 
 from tests.conftest import Bucket
 from tests.helpers import make_file

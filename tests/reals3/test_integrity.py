@@ -15,6 +15,7 @@ import pytest
 from streamify import (
     Destination,
     Event,
+    PartSender,
     PartToSign,
     Retrying,
     S3ControlPlane,
@@ -23,7 +24,6 @@ from streamify import (
     UploadConfig,
     Uploader,
 )
-from streamify._transport import PartSender
 
 from tests.conftest import Bucket
 from tests.helpers import make_file
