@@ -133,3 +133,11 @@ def test_session_cookies_expire_and_name_only_configured_principals() -> None:
     removed = settings.model_copy(update={"principals": ()})
     same_secret = Authenticator(removed)
     assert same_secret.from_cookie(cookie, now=1000) is None
+
+
+def test_new_api_keys_are_safe_on_a_command_line() -> None:
+    from streamify.server._local import new_api_key
+
+    keys = {new_api_key() for _ in range(200)}
+    assert len(keys) == 200
+    assert all(k.startswith("stfy_") and len(k) > 40 for k in keys)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import socket
 import sys
 from typing import Any
@@ -14,7 +13,14 @@ import uvicorn
 from fastapi import FastAPI
 
 from ._app import create_app
-from ._local import bind_socket, local_s3, local_settings, local_stack_app, socket_url
+from ._local import (
+    bind_socket,
+    local_s3,
+    local_settings,
+    local_stack_app,
+    new_api_key,
+    socket_url,
+)
 from ._settings import CONFIG_FILE_ENV, ServiceSettings, load_settings
 
 __all__ = ["serve"]
@@ -85,7 +91,7 @@ def serve(host: str, port: int, workers: int, config_file: str | None, local: bo
 
 
 def _serve_local(host: str, port: int) -> None:
-    token = secrets.token_urlsafe(32)
+    token = new_api_key()
     with local_s3(host=host) as endpoint:
         settings = local_settings(s3_endpoint=endpoint, token=token)
         sock = bind_socket(host, port)

@@ -34,6 +34,7 @@ __all__ = [
     "local_s3",
     "local_settings",
     "local_stack_app",
+    "new_api_key",
     "serve_in_thread",
     "socket_url",
     "start_local_stack",
@@ -85,6 +86,12 @@ def local_s3(*, host: str = "127.0.0.1", port: int = 0,
         yield endpoint
     finally:
         server.stop()
+
+
+def new_api_key() -> str:
+    """A fresh random API key. The prefix keeps it from starting with ``-``, which a
+    command line would read as an option, and makes it recognisable in a leaked file."""
+    return "stfy_" + secrets.token_urlsafe(32)
 
 
 def local_settings(*, s3_endpoint: str, bucket: str = LOCAL_BUCKET, token: str,
@@ -162,7 +169,7 @@ def start_local_stack(*, host: str = "127.0.0.1", port: int = 0, s3_port: int = 
 
     A fresh random API key is made for the principal ``local``, which owns ``prefix``.
     """
-    token = secrets.token_urlsafe(32)
+    token = new_api_key()
     with local_s3(host=host, port=s3_port, bucket=bucket) as endpoint:
         settings = local_settings(s3_endpoint=endpoint, bucket=bucket, token=token,
                                   prefix=prefix, static_dir=static_dir)
