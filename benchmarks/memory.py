@@ -30,25 +30,21 @@ import argparse
 import json
 import os
 import platform
-import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-MiB = 1024 * 1024
+from _shared import ALTERNATIVES, REGION, MiB, moto_server, upload_with, write_file
+
 CONSTANT_ALLOWANCE = 100 * MiB
-TOOLS = ("streamify", "boto3", "s3fs")
-REGION = "us-east-1"
+TOOLS = ("streamify", *ALTERNATIVES)
 
 
 @dataclass(frozen=True)
@@ -80,45 +76,12 @@ class Run:
 
 
 # ---------------------------------------------------------------------- the child side
-def _client_config(concurrency: int) -> Any:
-    from botocore.config import Config as BotoConfig
-
-    # Radosgw (like several S3 servers) rejects botocore's default aws-chunked trailing
-    # checksums; "when_required" is also what Streamify's own client uses.
-    return BotoConfig(signature_version="s3v4", max_pool_connections=max(10, concurrency),
-                      request_checksum_calculation="when_required",
-                      response_checksum_validation="when_required",
-                      s3={"addressing_style": "path"})
-
-
 def child(tool: str, path: str, bucket: str, key: str, endpoint: str, part_size: int,
           concurrency: int) -> None:
     """Upload ``path`` with ``tool`` and print the seconds the upload itself took."""
-    if tool == "boto3":
-        import boto3
-        from boto3.s3.transfer import TransferConfig
-
-        client = boto3.client("s3", endpoint_url=endpoint, region_name=REGION,
-                              config=_client_config(concurrency))
-        transfer = TransferConfig(multipart_threshold=part_size, multipart_chunksize=part_size,
-                                  max_concurrency=concurrency, use_threads=True)
-        started = time.monotonic()
-        client.upload_file(path, bucket, key, Config=transfer)
-        seconds = time.monotonic() - started
-    elif tool == "s3fs":
-        import s3fs
-
-        fs = s3fs.S3FileSystem(endpoint_url=endpoint, client_kwargs={"region_name": REGION},
-                               config_kwargs={
-                                   "request_checksum_calculation": "when_required",
-                                   "response_checksum_validation": "when_required",
-                                   "s3": {"addressing_style": "path"}})
-        started = time.monotonic()
-        fs.put_file(path, f"{bucket}/{key}", chunksize=part_size, max_concurrency=concurrency)
-        seconds = time.monotonic() - started
-    else:
-        raise SystemExit(f"unknown tool {tool!r}")
-    print(json.dumps({"seconds": seconds}))
+    started = time.monotonic()
+    upload_with(tool, path, bucket, key, endpoint, part_size, concurrency)
+    print(json.dumps({"seconds": time.monotonic() - started}))
 
 
 # ---------------------------------------------------------------------- the parent side
@@ -151,35 +114,6 @@ def measure_idle() -> int:
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
     return int(usage.ru_maxrss) * 1024
-
-
-def write_file(path: Path, size: int) -> None:
-    """Pseudo-random bytes (incompressible), 1 MiB blocks each made unique by a counter."""
-    block = random.Random(0).randbytes(MiB)
-    with open(path, "wb") as fh:
-        for counter in range(-(-size // MiB)):
-            fh.write((counter.to_bytes(8, "big") + block)[: min(MiB, size - counter * MiB)])
-
-
-@contextmanager
-def moto_server() -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
-        yield endpoint
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def run_all(args: argparse.Namespace, endpoint: str) -> list[Run]:

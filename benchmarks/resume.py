@@ -44,24 +44,21 @@ import hashlib
 import json
 import os
 import platform
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-MiB = 1024 * 1024
-TOOLS = ("streamify", "boto3", "s3fs")
-REGION = "us-east-1"
+from _shared import ALTERNATIVES, REGION, MiB, moto_server, upload_with, write_file
+
+TOOLS = ("streamify", *ALTERNATIVES)
 POLL = 0.05
 
 
@@ -86,42 +83,6 @@ class Outcome:
 
 
 # ---------------------------------------------------------------------- the child side
-def _client_config(concurrency: int) -> Any:
-    from botocore.config import Config as BotoConfig
-
-    # Radosgw (like several S3 servers) rejects botocore's default aws-chunked trailing
-    # checksums; "when_required" is also what Streamify's own client uses.
-    return BotoConfig(signature_version="s3v4", max_pool_connections=max(10, concurrency),
-                      request_checksum_calculation="when_required",
-                      response_checksum_validation="when_required",
-                      s3={"addressing_style": "path"})
-
-
-def child(tool: str, path: str, bucket: str, key: str, endpoint: str, part_size: int,
-          concurrency: int) -> None:
-    """Upload ``path`` with ``tool``; the same call whether it is a first run or a rerun."""
-    if tool == "boto3":
-        import boto3
-        from boto3.s3.transfer import TransferConfig
-
-        client = boto3.client("s3", endpoint_url=endpoint, region_name=REGION,
-                              config=_client_config(concurrency))
-        transfer = TransferConfig(multipart_threshold=part_size, multipart_chunksize=part_size,
-                                  max_concurrency=concurrency, use_threads=True)
-        client.upload_file(path, bucket, key, Config=transfer)
-    elif tool == "s3fs":
-        import s3fs
-
-        fs = s3fs.S3FileSystem(endpoint_url=endpoint, client_kwargs={"region_name": REGION},
-                               config_kwargs={
-                                   "request_checksum_calculation": "when_required",
-                                   "response_checksum_validation": "when_required",
-                                   "s3": {"addressing_style": "path"}})
-        fs.put_file(path, f"{bucket}/{key}", chunksize=part_size, max_concurrency=concurrency)
-    else:
-        raise SystemExit(f"unknown tool {tool!r}")
-
-
 # ---------------------------------------------------------------------- the parent side
 class Bench:
     def __init__(self, args: argparse.Namespace, endpoint: str) -> None:
@@ -303,41 +264,12 @@ class Bench:
                            stdout=subprocess.DEVNULL, timeout=600)
 
 
-def write_file(path: Path, size: int) -> None:
-    """Pseudo-random bytes (incompressible), 1 MiB blocks each made unique by a counter."""
-    block = random.Random(0).randbytes(MiB)
-    with open(path, "wb") as fh:
-        for counter in range(-(-size // MiB)):
-            fh.write((counter.to_bytes(8, "big") + block)[: min(MiB, size - counter * MiB)])
-
-
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(4 * MiB):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-@contextmanager
-def moto_server() -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
-        yield endpoint
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def report(outcomes: list[Outcome], args: argparse.Namespace, endpoint: str) -> str:
@@ -374,7 +306,7 @@ def report(outcomes: list[Outcome], args: argparse.Namespace, endpoint: str) -> 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         tool, path, bucket, key, endpoint, part_size, concurrency = sys.argv[2:9]
-        child(tool, path, bucket, key, endpoint, int(part_size), int(concurrency))
+        upload_with(tool, path, bucket, key, endpoint, int(part_size), int(concurrency))
         return
     from streamify import parse_size
 
