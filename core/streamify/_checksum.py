@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "additional_checksum",
+    "checksum_algorithm",
     "composite_etag",
     "md5_base64",
     "md5_hex_from_base64",
@@ -48,3 +49,17 @@ def additional_checksum(algorithm: str, data: bytes | memoryview) -> str | None:
     else:
         raise ValueError(f"unknown checksum algorithm {algorithm!r}")
     return base64.b64encode(raw).decode()
+
+
+_ALGORITHM_BY_LENGTH = {8: "crc32", 28: "sha1", 44: "sha256"}
+
+
+def checksum_algorithm(value: str) -> str:
+    """Which additional checksum a base64 value is, told by its length (4, 20, 32 bytes).
+
+    Read from the value itself because not every S3 server reports an upload's algorithm.
+    """
+    try:
+        return _ALGORITHM_BY_LENGTH[len(value)]
+    except KeyError:
+        raise ValueError(f"{value!r} is not a crc32, sha1 or sha256 checksum") from None

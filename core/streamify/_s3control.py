@@ -11,7 +11,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from ._checksum import normalize_etag
+from ._checksum import checksum_algorithm, normalize_etag
 from ._control import ObjectInfo, OpenUpload, PartToSign, SignedPart, UploadedPart
 from ._destination import Destination
 from ._errors import (
@@ -133,7 +133,6 @@ class S3ControlPlane:
 
     def sign_parts(self, destination: Destination, upload_id: str,
                    parts: Sequence[PartToSign], *, expires_in: int) -> list[SignedPart]:
-        algorithm = None
         signed = []
         with self._errors("signing parts of", destination):
             for part in parts:
@@ -149,7 +148,7 @@ class S3ControlPlane:
                     params["ContentMD5"] = part.md5
                     headers["Content-MD5"] = part.md5
                 if part.checksum:
-                    algorithm = algorithm or self._upload_checksum(destination, upload_id)
+                    algorithm = checksum_algorithm(part.checksum)
                     params[_CHECKSUM_PARAM[algorithm]] = part.checksum
                     # botocore signs it as a header: the PUT must carry it unchanged.
                     headers[f"x-amz-checksum-{algorithm}"] = part.checksum
@@ -157,11 +156,6 @@ class S3ControlPlane:
                     "upload_part", Params=params, ExpiresIn=expires_in)
                 signed.append(SignedPart(part.number, url, headers, expires_in))
         return signed
-
-    def _upload_checksum(self, destination: Destination, upload_id: str) -> str:
-        page = self.client.list_parts(Bucket=destination.bucket, Key=destination.key,
-                                      UploadId=upload_id, MaxParts=1)
-        return str(page.get("ChecksumAlgorithm", "sha256")).lower()
 
     def list_parts(self, destination: Destination, upload_id: str) -> list[UploadedPart]:
         parts: list[UploadedPart] = []
@@ -202,13 +196,10 @@ class S3ControlPlane:
                  parts: Sequence[UploadedPart]) -> ObjectInfo:
         listed = []
         with self._errors("completing upload to", destination):
-            algorithm = None
-            if any(part.checksum for part in parts):
-                algorithm = self._upload_checksum(destination, upload_id)
             for part in sorted(parts, key=lambda p: p.number):
                 entry: dict[str, Any] = {"PartNumber": part.number, "ETag": f'"{part.etag}"'}
-                if algorithm and part.checksum:
-                    entry[_CHECKSUM_PARAM[algorithm]] = part.checksum
+                if part.checksum:
+                    entry[_CHECKSUM_PARAM[checksum_algorithm(part.checksum)]] = part.checksum
                 listed.append(entry)
             self.client.complete_multipart_upload(
                 Bucket=destination.bucket, Key=destination.key, UploadId=upload_id,

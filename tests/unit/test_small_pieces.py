@@ -113,3 +113,14 @@ def test_batch_signer_spreads_a_failure_to_every_waiter() -> None:
     signer = BatchSigner(sign, linger=0.05)
     with pytest.raises(streamify.AccessDeniedError):
         signer.sign(PartToSign(1))
+
+
+def test_checksum_algorithm_is_told_by_the_value() -> None:
+    from streamify._checksum import checksum_algorithm
+
+    for name in ("crc32", "sha1", "sha256"):
+        value = additional_checksum(name, b"video")
+        assert value is not None
+        assert checksum_algorithm(value) == name
+    with pytest.raises(ValueError, match="not a crc32"):
+        checksum_algorithm("abc=")

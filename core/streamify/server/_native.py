@@ -35,6 +35,12 @@ Bucket = Annotated[str | None, Field(default=None, max_length=63,
                                      description="Must be the service's bucket if given")]
 
 
+# Base64 of a CRC32 (4 bytes), SHA-1 (20) or SHA-256 (32): the length tells the algorithm.
+Checksum = Annotated[str | None, Field(
+    max_length=44, pattern=r"^(?:[A-Za-z0-9+/]{6}==|[A-Za-z0-9+/]{27}=|[A-Za-z0-9+/]{43}=)$",
+    description="Base64 CRC32, SHA-1 or SHA-256 of the part")]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -64,8 +70,7 @@ class PartToSignModel(_Model):
     number: Annotated[int, Field(ge=1, le=MAX_PARTS)]
     size: Annotated[int | None, Field(ge=0)] = None
     md5: Annotated[str | None, Field(max_length=64, description="Base64 MD5 of the body")] = None
-    checksum: Annotated[str | None, Field(max_length=128,
-                                          pattern=r"^[A-Za-z0-9+/=]+$")] = None
+    checksum: Checksum = None
 
 
 class SignRequest(_Model):
@@ -101,7 +106,7 @@ class PartsResponse(_Model):
 class PartToComplete(_Model):
     number: Annotated[int, Field(ge=1, le=MAX_PARTS)]
     etag: Annotated[str, Field(min_length=1, max_length=130)]
-    checksum: Annotated[str | None, Field(max_length=128, pattern=r"^[A-Za-z0-9+/=]+$")] = None
+    checksum: Checksum = None
 
 
 class CompleteRequest(_Model):
