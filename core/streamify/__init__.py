@@ -34,6 +34,7 @@ from ._events import (
     Retrying,
     Started,
 )
+from ._filesystem import StreamifyFileSystem
 from ._housekeeping import apply_bucket_rules, collect_stale_uploads
 from ._httpcontrol import HttpControlPlane
 from ._plan import Part, PartPlan, plan_parts
@@ -82,6 +83,7 @@ __all__ = [
     "StateStore",
     "StateStoreError",
     "StreamifyError",
+    "StreamifyFileSystem",
     "TransferError",
     "UploadCancelledError",
     "UploadConfig",

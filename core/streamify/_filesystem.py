@@ -1,0 +1,418 @@
+"""``StreamifyFileSystem``: fsspec's ``streamify://`` protocol.
+
+Writes (``put``, ``put_file``, ``pipe``, ``pipe_file``, ``open(..., "wb")``, ``touch``) go
+through the resumable engine: parallel parts with Content-MD5, retries, verification, and
+for files a resume when the same ``put`` is repeated after a crash. Reads and listings are
+s3fs's (direct mode, S3 credentials); with the API service (``api_url``), which holds the
+credentials, only what the service offers is available: one object's size and ETag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from glob import has_magic
+from typing import Any
+
+import fsspec
+from fsspec.callbacks import DEFAULT_CALLBACK
+from fsspec.implementations.local import LocalFileSystem, make_path_posix, trailing_sep
+from fsspec.spec import AbstractFileSystem
+from fsspec.utils import other_paths
+
+from . import _events as ev
+from ._checksum import composite_etag
+from ._config import UploadConfig
+from ._control import ControlPlane
+from ._destination import Destination
+from ._engine import Uploader, UploadResult
+from ._errors import ConfigError, DestinationError, StreamifyError, TransferError
+from ._plan import plan_parts
+from ._source import Source, open_source
+from ._state import StateStore
+from ._throttle import Throttle
+from ._transport import PartSender
+
+__all__ = ["StreamifyFileSystem"]
+
+
+class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
+    """Files in S3 under ``streamify://bucket/key``, written by Streamify's engine.
+
+    Direct mode takes s3fs's connection options (``endpoint_url``, ``key``, ``secret``,
+    ``token`` for a session token, ``client_kwargs``, ``config_kwargs``, ``profile``);
+    with ``api_url`` the writes go through the Streamify API service and ``token`` is its
+    API key. Every other keyword is an :class:`UploadConfig` option (``part_size="16MiB"``,
+    ``concurrency=8``, ``checksum="sha256"``...). ``batch_size`` files of a ``put`` upload
+    at once over one connection pool, so peak memory is about
+    ``batch_size x concurrency x part_size``. ``state_dir`` is where resume states live
+    (default ``$STREAMIFY_STATE_DIR`` or the user's state directory).
+
+    Constructing it does no I/O.
+    """
+
+    protocol = "streamify"
+    root_marker = ""
+
+    def __init__(self, *, endpoint_url: str | None = None, key: str | None = None,
+                 secret: str | None = None, token: str | None = None,
+                 client_kwargs: dict[str, Any] | None = None,
+                 config_kwargs: dict[str, Any] | None = None, profile: str | None = None,
+                 api_url: str | None = None, state_dir: str | None = None,
+                 batch_size: int = 4, **upload_options: Any) -> None:
+        super().__init__()
+        self.client_kwargs = dict(client_kwargs or {})
+        self.endpoint_url = endpoint_url or self.client_kwargs.pop("endpoint_url", None)
+        self.key, self.secret, self.token, self.profile = key, secret, token, profile
+        self.config_kwargs = dict(config_kwargs or {})
+        self.api_url = api_url
+        if api_url is not None:
+            if not token:
+                raise ConfigError(f"api_url {api_url!r} needs token=<API key>")
+            direct_only = [name for name, value in (
+                ("endpoint_url", self.endpoint_url), ("key", key), ("secret", secret),
+                ("client_kwargs", client_kwargs), ("config_kwargs", config_kwargs),
+                ("profile", profile)) if value]
+            if direct_only:
+                raise ConfigError(f"{', '.join(direct_only)} are S3 settings of direct mode; "
+                                  "with api_url the API service holds the credentials")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size {batch_size} must be at least 1")
+        self.batch_size = batch_size
+        self.config = UploadConfig.from_options(**upload_options)
+        self.state = StateStore(state_dir)
+        self._lock = threading.Lock()
+        self._control: ControlPlane | None = None
+        self._sender: PartSender | None = None
+        self._s3: Any = None
+
+    # ------------------------------------------------------------------ collaborators
+    @property
+    def control(self) -> ControlPlane:
+        """The control plane of every write (created on first use)."""
+        with self._lock:
+            if self._control is None:
+                self._control = self._make_control()
+            return self._control
+
+    @property
+    def sender(self) -> PartSender:
+        """The one connection pool all part uploads of this filesystem share."""
+        with self._lock:
+            if self._sender is None:
+                throttle = Throttle(self.config.bwlimit) if self.config.bwlimit else None
+                self._sender = PartSender(
+                    pool_size=self.config.concurrency * self.batch_size,
+                    connect_timeout=self.config.connect_timeout,
+                    read_timeout=self.config.read_timeout, throttle=throttle)
+            return self._sender
+
+    def _make_control(self) -> ControlPlane:
+        pool = max(10, self.config.concurrency * self.batch_size)
+        if self.api_url is not None:
+            from ._httpcontrol import HttpControlPlane
+
+            return HttpControlPlane(self.api_url, token=self.token or "", pool_size=pool)
+        import boto3
+
+        from ._s3control import S3ControlPlane, s3_client
+
+        session = boto3.Session(aws_access_key_id=self.key, aws_secret_access_key=self.secret,
+                                aws_session_token=self.token, profile_name=self.profile)
+        client = s3_client(endpoint_url=self.endpoint_url,
+                           region=self.client_kwargs.get("region_name"),
+                           max_pool_connections=pool, session=session)
+        return S3ControlPlane(client, endpoint_url=self.endpoint_url)
+
+    def _direct(self, operation: str) -> Any:
+        """The s3fs filesystem behind reads and listings; only direct mode has one."""
+        if self.api_url is not None:
+            raise NotImplementedError(
+                f"streamify: {operation} needs direct mode: the API service at {self.api_url} "
+                "signs uploads and reports one object's size and ETag, nothing more; construct "
+                "StreamifyFileSystem(endpoint_url=..., key=..., secret=...) with S3 "
+                f"credentials to {operation}")
+        with self._lock:
+            if self._s3 is None:
+                import s3fs
+
+                # Streamify's own client settings, so reads reach the same servers writes do.
+                config_kwargs: dict[str, Any] = {
+                    "request_checksum_calculation": "when_required",
+                    "response_checksum_validation": "when_required"}
+                if self.endpoint_url:
+                    config_kwargs["s3"] = {"addressing_style": "path"}
+                config_kwargs.update(self.config_kwargs)
+                self._s3 = s3fs.S3FileSystem(
+                    endpoint_url=self.endpoint_url, key=self.key, secret=self.secret,
+                    token=self.token, profile=self.profile, client_kwargs=self.client_kwargs,
+                    config_kwargs=config_kwargs, skip_instance_cache=True)
+            return self._s3
+
+    def _written(self, path: str) -> None:
+        """Forget s3fs's cached listings of ``path``: the engine wrote behind its back."""
+        if self._s3 is not None:
+            self._s3.invalidate_cache(path)
+
+    def _destination(self, path: str) -> Destination:
+        bucket, _, key = self._strip_protocol(path).partition("/")
+        if not bucket or not key:
+            raise DestinationError(f"streamify://{path} names no object: use "
+                                   "streamify://bucket/key")
+        return Destination(bucket, key)
+
+    # ------------------------------------------------------------------ writes
+    def put_file(self, lpath: str | os.PathLike[str], rpath: str,
+                 callback: Any = DEFAULT_CALLBACK, mode: str = "overwrite", *,
+                 metadata: dict[str, str] | None = None, **kwargs: Any) -> UploadResult | None:
+        """Upload one file (a local path or any fsspec URL) with the engine, resuming an
+        upload of the same file that an earlier, interrupted ``put`` left open.
+
+        An object that already holds exactly this file (same size and composite ETag) is
+        not sent again. Returns what the upload did (``None`` for a directory).
+        """
+        if kwargs:
+            raise TypeError(f"put_file got unknown options: {', '.join(sorted(kwargs))}")
+        return self._put_file(lpath, rpath, callback, mode, metadata, [])
+
+    def _put_file(self, lpath: str | os.PathLike[str], target: str, callback: Any, mode: str,
+                  metadata: dict[str, str] | None,
+                  running: list[Uploader]) -> UploadResult | None:
+        location = os.fspath(lpath)
+        if "://" not in location and os.path.isdir(location):
+            return None  # S3 has no directories: a prefix exists once a file is under it
+        rpath = self._strip_protocol(target)
+        if target.endswith("/") or "/" not in rpath:
+            rpath = f"{rpath}/{os.path.basename(location.rstrip('/'))}"
+        destination = self._destination(rpath)
+        if mode == "create" and self.exists(rpath):
+            raise FileExistsError(f"streamify://{rpath} exists and mode='create'")
+        source = open_source(location)
+        try:
+            if self._holds(destination, source):
+                callback.set_size(source.size)
+                callback.absolute_update(source.size)
+                return None
+            uploader = Uploader(source, destination, control=self.control,
+                                config=self.config, state=self.state, sender=self.sender,
+                                metadata=metadata)
+            uploader.subscribe(_CallbackProgress(callback))
+            running.append(uploader)
+            try:
+                result = uploader.run()
+            finally:
+                running.remove(uploader)
+        finally:
+            source.close()
+            self._written(rpath)
+        if result.status != "completed":
+            raise TransferError(f"upload of {location} to {destination} was paused; repeat "
+                                "the same put to resume it")
+        return result
+
+    def _holds(self, destination: Destination, source: Source) -> bool:
+        """Whether the object already is ``source``, uploaded with this part size.
+
+        Only when no resume state names the destination: an upload in progress is the
+        engine's to finish. Costs one HEAD and, when size and part count match, one read
+        of the file (MD5 per part, the composite ETag S3 reported).
+        """
+        if self.state.load(self.control.endpoint, destination) is not None:
+            return False
+        info = self.control.head(destination)
+        if info is None or info.size != source.size:
+            return False
+        plan = plan_parts(source.size, self.config.part_size)
+        if not info.etag.endswith(f"-{plan.count}"):
+            return False
+        expected = composite_etag(
+            hashlib.md5(source.read(part.offset, part.size), usedforsecurity=False).hexdigest()
+            for part in plan)
+        return info.etag == expected
+
+    def put(self, lpath: str | list[str], rpath: str | list[str], recursive: bool = False,
+            callback: Any = DEFAULT_CALLBACK, maxdepth: int | None = None,
+            batch_size: int | None = None, **kwargs: Any) -> None:
+        """Upload files and directory trees (``recursive=True``), ``batch_size`` files at
+        a time over one connection pool. Repeating the same ``put`` after a crash sends
+        only what is missing: finished files are recognised, open uploads resumed.
+
+        Paths expand as in every fsspec filesystem; sources may also be fsspec URLs.
+        """
+        mode = kwargs.pop("mode", "overwrite")
+        metadata = kwargs.pop("metadata", None)
+        if kwargs:
+            raise TypeError(f"put got unknown options: {', '.join(sorted(kwargs))}")
+        pairs = self._put_pairs(lpath, rpath, recursive, maxdepth)
+        callback.set_size(len(pairs))
+        lock = threading.Lock()
+        running: list[Uploader] = []
+
+        def one(source: str, target: str) -> None:
+            with callback.branched(source, target) as child:
+                self._put_file(source, target, child, mode, metadata, running)
+            with lock:
+                callback.relative_update(1)
+
+        pool = ThreadPoolExecutor(batch_size or self.batch_size,
+                                  thread_name_prefix="streamify-file")
+        futures: dict[Future[None], str] = {
+            pool.submit(one, source, target): source for source, target in pairs}
+        try:
+            wait(futures)
+        except BaseException:
+            # Ctrl-C: finish the parts in flight, start nothing new; a repeat resumes.
+            for uploader in list(running):
+                uploader.pause()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown()
+        failed = [(source, future.exception()) for future, source in futures.items()
+                  if future.exception() is not None]
+        if len(failed) == 1 and len(pairs) == 1:
+            raise failed[0][1]  # type: ignore[misc]
+        if failed:
+            first_source, first = failed[0]
+            raise StreamifyError(
+                f"{len(failed)} of {len(pairs)} files failed to upload (first, {first_source}: "
+                f"{first}); repeat the same put to resume them") from first
+
+    def _put_pairs(self, lpath: str | list[str], rpath: str | list[str], recursive: bool,
+                   maxdepth: int | None) -> list[tuple[str, str]]:
+        """(source, target) for every file, expanded exactly as fsspec's own ``put``."""
+        if isinstance(lpath, list) and isinstance(rpath, list):
+            return [(s, t) for s, t in zip(lpath, rpath, strict=True)
+                    if "://" in s or not os.path.isdir(s)]
+        source_is_str = isinstance(lpath, str)
+        first = lpath if isinstance(lpath, str) else (lpath[0] if lpath else "")
+        if "://" in first and not first.startswith("file://"):
+            source_fs, _ = fsspec.core.url_to_fs(first)
+            lpath = source_fs._strip_protocol(lpath)
+        else:
+            source_fs = LocalFileSystem()
+            if isinstance(lpath, str):
+                lpath = make_path_posix(lpath)
+        lpaths = source_fs.expand_path(lpath, recursive=recursive, maxdepth=maxdepth)
+        if source_is_str and (not recursive or maxdepth is not None):
+            # A non-recursive glob copies no directories.
+            lpaths = [p for p in lpaths if not (trailing_sep(p) or source_fs.isdir(p))]
+            if not lpaths:
+                return []
+        dest_is_dir = isinstance(rpath, str) and (trailing_sep(rpath) or self.isdir(rpath))
+        rpath = self._strip_protocol(rpath)
+        magic = isinstance(lpath, str) and has_magic(lpath)
+        exists = source_is_str and ((magic and len(lpaths) == 1) or (
+            not magic and dest_is_dir and not trailing_sep(lpath)))
+        rpaths = other_paths(lpaths, rpath, exists=exists, flatten=not source_is_str)
+        files = [(s, t) for s, t in zip(lpaths, rpaths, strict=True) if not source_fs.isdir(s)]
+        if isinstance(source_fs, LocalFileSystem):
+            return files
+        return [(source_fs.unstrip_protocol(s), t) for s, t in files]
+
+    # ------------------------------------------------------------------ reads and listings
+    def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
+        if self.api_url is not None:
+            info = self._api_info(path, "ls")
+            return [info] if detail else [info["name"]]
+        return list(self._direct("ls").ls(path, detail=detail, **kwargs))
+
+    def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        if self.api_url is not None:
+            return self._api_info(path, "info")
+        return dict(self._direct("info").info(path, **kwargs))
+
+    def exists(self, path: str, **kwargs: Any) -> bool:
+        if self.api_url is not None:
+            try:
+                self._api_info(path, "exists")
+            except FileNotFoundError:
+                return False
+            return True
+        return bool(self._direct("exists").exists(path, **kwargs))
+
+    def find(self, path: str, maxdepth: int | None = None, withdirs: bool = False,
+             detail: bool = False, **kwargs: Any) -> Any:
+        if self.api_url is not None:
+            info = self._api_info(path, "find")
+            return {info["name"]: info} if detail else [info["name"]]
+        return self._direct("find").find(path, maxdepth=maxdepth, withdirs=withdirs,
+                                         detail=detail, **kwargs)
+
+    def _api_info(self, path: str, operation: str) -> dict[str, Any]:
+        """What the API service knows of ``path``: the object's size and ETag."""
+        path = self._strip_protocol(path)
+        bucket, _, key = path.partition("/")
+        if not key:
+            raise NotImplementedError(
+                f"streamify: {operation} of a bucket needs direct mode: the API service at "
+                f"{self.api_url} has no listing; construct StreamifyFileSystem(endpoint_url="
+                "..., key=..., secret=...) with S3 credentials")
+        found = self.control.head(Destination(bucket, key))
+        if found is None:
+            raise FileNotFoundError(
+                f"streamify://{path}: no such object (through the API service, only objects "
+                "are known, not prefixes; use direct mode to list prefixes)")
+        return {"name": path, "size": found.size, "type": "file", "ETag": found.etag}
+
+    def isdir(self, path: str) -> bool:
+        if self.api_url is not None:
+            return False
+        return bool(self._direct("isdir").isdir(path))
+
+    def cat_file(self, path: str, start: int | None = None, end: int | None = None,
+                 **kwargs: Any) -> bytes:
+        data: bytes = self._direct("cat_file").cat_file(path, start=start, end=end, **kwargs)
+        return data
+
+    def rm_file(self, path: str) -> None:
+        self._direct("rm_file").rm_file(path)
+
+    def rm(self, path: str | list[str], recursive: bool = False,
+           maxdepth: int | None = None) -> None:
+        self._direct("rm").rm(path, recursive=recursive, maxdepth=maxdepth)
+
+    def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
+        self._direct("mkdir").mkdir(path, create_parents=create_parents, **kwargs)
+
+    def makedirs(self, path: str, exist_ok: bool = False) -> None:
+        self._direct("makedirs").makedirs(path, exist_ok=exist_ok)
+
+    def rmdir(self, path: str) -> None:
+        self._direct("rmdir").rmdir(path)
+
+    def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
+        """A copy inside the store (S3 CopyObject, no bytes through this machine)."""
+        self._direct("cp_file").cp_file(path1, path2, **kwargs)
+
+    def modified(self, path: str) -> Any:
+        return self._direct("modified").modified(path)
+
+    def invalidate_cache(self, path: str | None = None) -> None:
+        if self._s3 is not None:
+            self._s3.invalidate_cache(path)
+
+    def _open(self, path: str, mode: str = "rb", block_size: int | None = None,
+              autocommit: bool = True, cache_options: dict[str, Any] | None = None,
+              **kwargs: Any) -> Any:
+        if "r" in mode:
+            return self._direct("open for reading").open(
+                path, mode, block_size=block_size, cache_options=cache_options, **kwargs)
+        raise NotImplementedError(f"streamify: mode {mode!r} is not supported")
+
+
+class _CallbackProgress:
+    """Feeds an fsspec ``Callback`` from the engine's events (sent by several workers)."""
+
+    def __init__(self, callback: Any) -> None:
+        self._callback = callback
+        self._lock = threading.Lock()
+
+    def __call__(self, event: ev.Event) -> None:
+        if isinstance(event, ev.Started):
+            with self._lock:
+                self._callback.set_size(event.total_bytes)
+        elif isinstance(event, ev.Progress):
+            with self._lock:
+                self._callback.absolute_update(event.bytes_done)
