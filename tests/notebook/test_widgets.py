@@ -1,0 +1,315 @@
+"""The widgets' state and their calls into the core, against moto's server on loopback.
+
+No browser here: ``Uploader`` is driven through its methods (what its buttons call), and
+``BrowserUploader`` through ``answer`` (what the browser's requests reach), with this test
+PUTting the parts to the presigned URLs the way the page does.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from streamify import HttpControlPlane, S3ControlPlane, plan_parts
+from streamify_notebook import BrowserUploader, Uploader, upload
+
+from tests.conftest import Bucket
+from tests.helpers import make_file
+from tests.server.conftest import PREFIXES, TOKENS, running_api
+
+MiB = 1024 * 1024
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the widget")
+        time.sleep(0.02)
+
+
+def finished(widget: Uploader) -> bool:
+    return not widget.running and widget.status not in ("starting", "uploading", "pausing")
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    path: Path = make_file(tmp_path / "video.bin", 12 * MiB + 123)
+    return path
+
+
+def kernel_uploader(bucket: Bucket, source: Path, key: str, **options: Any) -> Uploader:
+    return Uploader(source, bucket.url(key), endpoint_url=bucket.endpoint,
+                    part_size="5MiB", **options)
+
+
+def test_uploader_runs_in_the_background_and_reports_progress(
+        moto_bucket: Bucket, source: Path, state_dir: str) -> None:
+    widget = kernel_uploader(moto_bucket, source, "a/video.bin")
+    seen: list[int] = []
+    widget.observe(lambda change: seen.append(change["new"]), names="bytes_done")
+    widget.start()
+    assert widget.running or widget.status == "completed"
+    result = widget.wait(60)
+    assert result is not None and result.status == "completed"
+    assert widget.status == "completed" and widget.error == ""
+    assert widget.bytes_done == widget.total_bytes == source.stat().st_size
+    assert seen == sorted(seen) and seen[-1] == source.stat().st_size
+    assert "uploaded 12.0 MiB" in widget.detail
+    assert moto_bucket.read("a/video.bin") == source.read_bytes()
+
+
+def test_pause_holds_then_resume_sends_only_the_rest(
+        moto_bucket: Bucket, source: Path, state_dir: str) -> None:
+    widget = kernel_uploader(moto_bucket, source, "paused.bin", bwlimit="4MiB", concurrency=1)
+    widget.start()
+    wait_for(lambda: widget.bytes_done >= 5 * MiB)
+    widget.pause()
+    wait_for(lambda: finished(widget))
+    assert widget.status == "paused"
+    held = widget.bytes_done
+    time.sleep(0.5)
+    assert widget.bytes_done == held and 5 * MiB <= held < source.stat().st_size
+    assert "paused at" in widget.detail
+    widget.start()
+    result = widget.wait(60)
+    assert result is not None and result.status == "completed"
+    assert result.bytes_resumed >= 5 * MiB
+    assert result.bytes_sent == source.stat().st_size - result.bytes_resumed
+    assert moto_bucket.read("paused.bin") == source.read_bytes()
+
+
+def test_a_new_widget_for_the_same_file_resumes_like_after_a_kernel_restart(
+        moto_bucket: Bucket, source: Path, state_dir: str) -> None:
+    first = kernel_uploader(moto_bucket, source, "restart.bin", bwlimit="4MiB", concurrency=1)
+    first.start()
+    wait_for(lambda: first.bytes_done >= 5 * MiB)
+    first.pause()
+    wait_for(lambda: finished(first))
+    present = sum(p.size for p in S3ControlPlane(endpoint_url=moto_bucket.endpoint).list_parts(
+        first._core.destination, first.upload_id))  # type: ignore[union-attr]
+
+    again = kernel_uploader(moto_bucket, source, "restart.bin")
+    starts: list[int] = []
+    details: list[str] = []
+    again.observe(lambda change: starts.append(change["new"]), names="bytes_done")
+    again.observe(lambda change: details.append(change["new"]), names="detail")
+    again.start()
+    result = again.wait(60)
+    assert result is not None and result.resumed and result.upload_id == first.upload_id
+    assert result.bytes_resumed == present and starts[0] >= present
+    assert any(line.startswith(f"resumed: {present / MiB:.1f} MiB (") and
+               line.endswith("were already in S3") for line in details), details
+    assert moto_bucket.read("restart.bin") == source.read_bytes()
+
+
+def test_cancel_aborts_the_multipart_upload(
+        moto_bucket: Bucket, source: Path, state_dir: str) -> None:
+    widget = kernel_uploader(moto_bucket, source, "cancel.bin", bwlimit="2MiB", concurrency=1)
+    widget.start()
+    wait_for(lambda: widget.status == "uploading")
+    widget.cancel()
+    widget.wait(60)
+    assert widget.status == "cancelled"
+    assert moto_bucket.open_uploads() == []
+
+
+def test_cancel_while_paused_aborts_too(
+        moto_bucket: Bucket, source: Path, state_dir: str) -> None:
+    widget = kernel_uploader(moto_bucket, source, "cancel2.bin", bwlimit="4MiB", concurrency=1)
+    widget.start()
+    wait_for(lambda: widget.bytes_done > 0)
+    widget.pause()
+    wait_for(lambda: finished(widget))
+    assert moto_bucket.open_uploads() != []
+    widget.cancel()
+    assert widget.status == "cancelled"
+    assert moto_bucket.open_uploads() == []
+
+
+def test_errors_are_shown_in_plain_words(
+        moto_bucket: Bucket, source: Path, tmp_path: Path, state_dir: str) -> None:
+    missing_bucket = Uploader(source, "s3://no-such-bucket-here/x.bin",
+                              endpoint_url=moto_bucket.endpoint)
+    missing_bucket.start()
+    missing_bucket.wait(60)
+    assert missing_bucket.status == "failed"
+    assert missing_bucket.error.startswith("The destination is not usable")
+    assert "'no-such-bucket-here' does not exist" in missing_bucket.error
+
+    missing_file = Uploader(tmp_path / "nowhere.bin", moto_bucket.url("x.bin"),
+                            endpoint_url=moto_bucket.endpoint)
+    missing_file.start()
+    assert missing_file.status == "failed"
+    assert missing_file.error.startswith("The file could not be read")
+    assert "nowhere.bin" in missing_file.error
+
+    empty = Uploader("", "", endpoint_url=moto_bucket.endpoint)
+    empty.start()
+    assert empty.status == "failed" and "choose a source file" in empty.error
+
+
+def test_the_file_chooser_lists_the_folder_of_the_source(tmp_path: Path) -> None:
+    (tmp_path / "clips").mkdir()
+    make_file(tmp_path / "b.mp4", 10)
+    make_file(tmp_path / ".hidden", 10)
+    widget = Uploader(tmp_path / "b.mp4", "s3://bucket/key")
+    assert widget.choices == [str(tmp_path / "b.mp4"), str(tmp_path / "clips") + "/"]
+    widget.source = str(tmp_path / "clips")
+    assert widget.choices == []
+    widget.source = "s3://elsewhere/file"
+    assert widget.choices == []
+
+
+def test_upload_one_liner_shows_a_bar_and_returns_the_result(
+        moto_bucket: Bucket, source: Path, state_dir: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    result = upload(source, moto_bucket.url("one.bin"), endpoint_url=moto_bucket.endpoint,
+                    part_size="5MiB")
+    assert result.status == "completed" and result.parts == 3
+    assert "Uploader" in capsys.readouterr().out  # displayed (as text outside Jupyter)
+    assert moto_bucket.read("one.bin") == source.read_bytes()
+
+
+# ---------------------------------------------------------------------- BrowserUploader
+class FakePage:
+    """Does what widget.js does with the answers: MD5 per part, PUT to the signed URL."""
+
+    def __init__(self, widget: BrowserUploader, name: str, data: bytes) -> None:
+        self.widget, self.name, self.data = widget, name, data
+        self.puts: list[int] = []
+        self.calls = 0
+
+    def ask(self, op: str, **fields: Any) -> dict[str, Any]:
+        self.calls += 1
+        answer = self.widget.answer({"id": f"r{self.calls}", "op": op, "name": self.name,
+                                     **fields})
+        assert answer["id"] == f"r{self.calls}"
+        return answer
+
+    def send(self, opened: dict[str, Any], numbers: list[int]) -> list[dict[str, Any]]:
+        sent = []
+        for number in numbers:
+            offset = (number - 1) * opened["part_size"]
+            body = self.data[offset:offset + opened["part_size"]]
+            md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+            signed = self.ask("sign", upload_id=opened["upload_id"],
+                              parts=[{"number": number, "size": len(body), "md5": md5}])
+            (part,) = signed["parts"]
+            assert part["headers"].get("Content-MD5") == md5
+            response = httpx.put(part["url"], content=body, timeout=60,
+                                 headers={"Content-Type": "application/octet-stream",
+                                          **part["headers"]})
+            assert response.status_code == 200, response.text
+            self.puts.append(number)
+            sent.append({"number": number, "etag": response.headers["ETag"].strip('"'),
+                         "size": len(body)})
+        return sent
+
+
+@pytest.fixture(params=["s3", "api"])
+def browser_widget(request: pytest.FixtureRequest,
+                   moto_bucket: Bucket) -> Iterator[tuple[BrowserUploader, Bucket, str]]:
+    """A BrowserUploader on each control plane, and the key prefix it may write to."""
+    if request.param == "s3":
+        yield (BrowserUploader(moto_bucket.url("drop/"), endpoint_url=moto_bucket.endpoint,
+                               part_size="5MiB"), moto_bucket, "drop/")
+        return
+    with running_api(moto_bucket) as api:
+        control = HttpControlPlane(api.url, token=TOKENS["alice"])
+        prefix = PREFIXES["alice"]
+        yield (BrowserUploader(moto_bucket.url(prefix), control=control, part_size="5MiB"),
+               moto_bucket, prefix)
+
+
+def test_browser_upload_resumes_from_the_remembered_upload_with_only_missing_parts(
+        browser_widget: tuple[BrowserUploader, Bucket, str]) -> None:
+    widget, bucket, prefix = browser_widget
+    data = bytes(range(256)) * (48 * 1024) + b"tail"  # 12 MiB + 4 bytes: 3 parts
+    page = FakePage(widget, "clip.mov", data)
+    opened = page.ask("open", size=len(data), upload_id=None, part_size=None)
+    assert "error" not in opened, opened
+    assert opened["key"] == prefix + "clip.mov"
+    assert opened["part_size"] == plan_parts(len(data), 5 * MiB).part_size
+    assert (opened["parts"], opened["present"]) == (3, [])
+    assert (widget.file_name, widget.total_bytes) == ("clip.mov", len(data))
+    first = page.send(opened, [1, 3])
+
+    # A reload: the page only remembers the upload id and part size.
+    reopened = page.ask("open", size=len(data), upload_id=opened["upload_id"],
+                        part_size=opened["part_size"])
+    assert reopened["upload_id"] == opened["upload_id"]
+    assert reopened["present"] == first
+    rest = page.send(reopened, [2])
+    assert page.puts == [1, 3, 2]
+    done = page.ask("complete", upload_id=opened["upload_id"], parts=first + rest)
+    assert done["size"] == len(data)
+    assert widget.status == "completed" and widget.bytes_done == len(data)
+    assert bucket.read(prefix + "clip.mov") == data
+    assert bucket.open_uploads() == []
+
+
+def test_browser_upload_starts_afresh_when_the_remembered_upload_is_gone(
+        browser_widget: tuple[BrowserUploader, Bucket, str]) -> None:
+    widget, bucket, _ = browser_widget
+    page = FakePage(widget, "gone.bin", b"x" * (6 * MiB))
+    opened = page.ask("open", size=6 * MiB, upload_id=None, part_size=None)
+    page.ask("abort", upload_id=opened["upload_id"])
+    assert widget.status == "cancelled" and bucket.open_uploads() == []
+    again = page.ask("open", size=6 * MiB, upload_id=opened["upload_id"],
+                     part_size=opened["part_size"])
+    assert "error" not in again, again
+    assert again["upload_id"] != opened["upload_id"] and again["present"] == []
+
+
+def test_browser_requests_that_storage_refuses_answer_in_plain_words(
+        moto_bucket: Bucket) -> None:
+    widget = BrowserUploader("s3://no-such-bucket-here/", endpoint_url=moto_bucket.endpoint)
+    answer = widget.answer({"id": "r1", "op": "open", "name": "a.bin", "size": 10})
+    assert answer["id"] == "r1"
+    assert answer["error"].startswith("The destination is not usable")
+    assert "no-such-bucket-here" in answer["error"]
+    unknown = widget.answer({"id": "r2", "op": "format-disk", "name": "a.bin"})
+    assert "error" in unknown
+
+
+def test_browser_options_reach_the_page() -> None:
+    widget = BrowserUploader("s3://bucket/key.bin", concurrency=6, bwlimit="1MiB",
+                             max_attempts=3)
+    assert (widget.concurrency, widget.bwlimit, widget.max_attempts) == (6, MiB, 3)
+    assert widget.kind == "browser"
+    assert str(widget.target("whatever.bin")) == "s3://bucket/key.bin"
+
+
+def test_the_browser_module_and_styles_ship_beside_the_classes() -> None:
+    import streamify_notebook
+
+    folder = Path(streamify_notebook.__file__).parent
+    assert (folder / "widget.js").is_file() and (folder / "widget.css").is_file()
+    assert "export default" in (folder / "widget.js").read_text()
+    css = (folder / "widget.css").read_text()
+    assert "var(--jp-ui-font-color1" in css and "var(--jp-layout-color1" in css
+
+
+def test_the_package_exports() -> None:
+    import streamify_notebook
+
+    assert streamify_notebook.__all__ == ["BrowserUploader", "Uploader", "upload"]
+
+
+def test_events_from_worker_threads_update_the_widget(
+        moto_bucket: Bucket, source: Path, state_dir: str) -> None:
+    widget = kernel_uploader(moto_bucket, source, "threads.bin", concurrency=3)
+    threads: set[str] = set()
+    widget.observe(lambda _: threads.add(threading.current_thread().name), names="bytes_done")
+    widget.start()
+    widget.wait(60)
+    assert widget.status == "completed"
+    assert threading.main_thread().name not in threads
