@@ -17,9 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
-from streamify import HttpControlPlane, S3ControlPlane, plan_parts
-from streamify_notebook import BrowserUploader, Uploader, upload
+from streamify import Destination, HttpControlPlane, S3ControlPlane, plan_parts
 
+from streamify_notebook import BrowserUploader, Uploader, upload
 from tests.conftest import Bucket
 from tests.helpers import make_file
 from tests.server.conftest import PREFIXES, TOKENS, running_api
@@ -93,8 +93,9 @@ def test_a_new_widget_for_the_same_file_resumes_like_after_a_kernel_restart(
     wait_for(lambda: first.bytes_done >= 5 * MiB)
     first.pause()
     wait_for(lambda: finished(first))
-    present = sum(p.size for p in S3ControlPlane(endpoint_url=moto_bucket.endpoint).list_parts(
-        first._core.destination, first.upload_id))  # type: ignore[union-attr]
+    listed = S3ControlPlane(endpoint_url=moto_bucket.endpoint).list_parts(
+        Destination(moto_bucket.name, "restart.bin"), first.upload_id)
+    present = sum(part.size for part in listed)
 
     again = kernel_uploader(moto_bucket, source, "restart.bin")
     starts: list[int] = []
