@@ -24,6 +24,11 @@ def put(url: str, body: bytes, headers: Mapping[str, str] | None = None) -> http
     return httpx.put(url, content=body, headers=sent, timeout=60)
 
 
+def post_form(url: str, fields: Mapping[str, str], body: bytes) -> httpx.Response:
+    """An S3 form upload (presigned POST): the fields, then the file, as Uppy sends it."""
+    return httpx.post(url, data=dict(fields), files={"file": ("upload", body)}, timeout=60)
+
+
 def assert_problem(response: httpx.Response, status: int,
                    kind: str | None = None) -> dict[str, Any]:
     """``response`` is an RFC 9457 problem with ``status`` (and type ``kind``)."""

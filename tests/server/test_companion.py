@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.server._support import MiB, assert_companion_error, put
+from tests.server._support import MiB, assert_companion_error, post_form, put
 from tests.server.conftest import Api
 
 
@@ -112,10 +112,14 @@ def test_params_for_a_small_single_request_upload(api: Api) -> None:
         "filename": "notes.txt", "type": "text/plain", "metadata[name]": "notes.txt"})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["method"] == "PUT" and body["fields"] == {}
-    assert body["headers"] == {"content-type": "text/plain", "x-amz-meta-name": "notes.txt"}
-    sent = httpx.put(body["url"], content=b"hello", headers=body["headers"])
-    assert sent.status_code == 200
+    assert body["method"] == "POST" and body["headers"] == {}
+    fields = body["fields"]
+    assert fields["key"] == "users/alice/notes.txt"
+    assert (fields["Content-Type"], fields["x-amz-meta-name"]) == ("text/plain", "notes.txt")
+    sent = post_form(body["url"], fields, b"hello")
+    assert sent.status_code == 204, sent.text
     assert api.bucket.read("users/alice/notes.txt") == b"hello"
+    head = api.bucket.client.head_object(Bucket=api.bucket.name, Key="users/alice/notes.txt")
+    assert (head["ContentType"], head["Metadata"]) == ("text/plain", {"name": "notes.txt"})
     assert_companion_error(client.get("/s3/params", params={"filename": "a",
                                                             "metadata[bad name]": "x"}), 400)

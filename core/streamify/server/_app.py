@@ -9,12 +9,14 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from .. import __version__
 from .._s3control import S3ControlPlane
 from . import _companion, _native
 from ._auth import Authenticator
-from ._middleware import AccessLogMiddleware, BodyLimitMiddleware
+from ._limits import RateLimiter
+from ._middleware import AccessLogMiddleware, BodyLimitMiddleware, NoStoreMiddleware
 from ._problems import install_error_handlers
 from ._service import UploadService
 from ._settings import ServiceSettings, load_settings
@@ -32,30 +34,42 @@ def create_app(settings: ServiceSettings, *, control: S3ControlPlane | None = No
     ``control`` defaults to an ``S3ControlPlane`` on the configured endpoint with the
     standard AWS credential chain; creating the app does no I/O.
     """
+    docs = settings.docs
     app = FastAPI(
         title="Streamify API",
         version=__version__,
         summary="Control plane for resumable S3 multipart uploads: initiate, sign, list, "
                 "complete, abort. The bytes go straight to S3 through presigned URLs.",
+        openapi_url="/openapi.json" if docs else None,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
     )
     app.state.settings = settings
     app.state.authenticator = Authenticator(settings)
+    app.state.rate_limiter = RateLimiter(rate=settings.rate_limit, burst=settings.rate_burst)
     app.state.service = UploadService(settings, control or S3ControlPlane(
         endpoint_url=settings.s3_endpoint_url, region=settings.region,
         max_pool_connections=32))
     install_error_handlers(app)
 
     @app.get("/healthz", tags=["health"])
-    def healthz() -> Health:
-        """Liveness: the process answers. It does not call S3."""
+    async def healthz() -> Health:
+        """Liveness: the process answers. It does not call S3, and it runs on the event
+        loop, so busy worker threads (signing) never delay it."""
         return Health(status="ok")
 
     app.include_router(_native.router)
     app.include_router(_companion.router)
     if settings.static_dir is not None:
         app.mount("/ui", StaticFiles(directory=settings.static_dir, html=True), name="ui")
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    # The last added runs first: forwarded headers are resolved before anything logs.
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes,
+                       timeout=settings.body_timeout)
+    app.add_middleware(NoStoreMiddleware, except_prefix="/ui/")
     app.add_middleware(AccessLogMiddleware)
+    if settings.trusted_proxies:
+        app.add_middleware(ProxyHeadersMiddleware,
+                           trusted_hosts=list(settings.trusted_proxies))
     return app
 
 

@@ -1,8 +1,12 @@
 """Who is calling: bearer API keys for programs, a signed session cookie for browser pages.
 
 Keys are configured as SHA-256 hashes and compared in constant time. The cookie names the
-principal and an expiry, signed with HMAC-SHA256 under the configured secret; it carries
-nothing secret itself and is useless once the principal is removed from the settings.
+principal, an expiry and a fingerprint of the key it was minted with, signed with
+HMAC-SHA256 under the configured secret. It carries nothing secret itself, and it stops
+working when the principal is removed, when its key is rotated (the fingerprint no longer
+matches) or when the cookie secret changes. The service keeps no session state, so a
+logout (``DELETE /v1/session``) removes the cookie from the browser but cannot revoke a
+copy of it: rotate the key for that.
 """
 
 from __future__ import annotations
@@ -52,6 +56,10 @@ class Authenticator:
         self._by_name = {principal.name: principal for _, principal in self._by_hash}
         self._secret = hashlib.sha256(
             b"streamify-session:" + settings.cookie_secret.get_secret_value().encode()).digest()
+        # A keyed digest of each principal's key hash: a cookie minted with one key does
+        # not match after rotation, and the cookie does not reveal the hash.
+        self._fingerprints = {
+            p.name: self._sign("key:" + p.key_sha256)[:22] for p in settings.principals}
         self.session_ttl = settings.session_ttl
 
     def from_token(self, token: str) -> Principal | None:
@@ -66,7 +74,8 @@ class Authenticator:
     def session_cookie(self, principal: Principal, *, now: float | None = None) -> str:
         """A cookie value naming ``principal`` until ``session_ttl`` seconds from now."""
         expires = int((now if now is not None else time.time()) + self.session_ttl)
-        payload = _b64(json.dumps({"p": principal.name, "exp": expires}).encode())
+        payload = _b64(json.dumps({"p": principal.name, "exp": expires,
+                                   "k": self._fingerprints[principal.name]}).encode())
         return f"{payload}.{self._sign(payload)}"
 
     def from_cookie(self, value: str, *, now: float | None = None) -> Principal | None:
@@ -76,10 +85,13 @@ class Authenticator:
             return None
         try:
             claims = json.loads(_unb64(payload))
-            name, expires = str(claims["p"]), float(claims["exp"])
+            name, expires, key = str(claims["p"]), float(claims["exp"]), str(claims["k"])
         except (ValueError, KeyError, TypeError):
             return None
         if expires < (now if now is not None else time.time()):
+            return None
+        fingerprint = self._fingerprints.get(name)
+        if fingerprint is None or not hmac.compare_digest(key.encode(), fingerprint.encode()):
             return None
         return self._by_name.get(name)
 

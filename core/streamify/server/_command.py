@@ -21,6 +21,7 @@ from ._local import (
     new_api_key,
     socket_url,
 )
+from ._protocol import server_options
 from ._settings import CONFIG_FILE_ENV, ServiceSettings, load_settings
 
 __all__ = ["serve"]
@@ -52,7 +53,8 @@ def _settings(config_file: str | None) -> ServiceSettings:
 
 
 def _run(app: FastAPI, sock: socket.socket) -> None:
-    config = uvicorn.Config(app, log_config=LOG_CONFIG, access_log=False)
+    config = uvicorn.Config(app, log_config=LOG_CONFIG, access_log=False,
+                            **server_options(app.state.settings))
     uvicorn.Server(config).run(sockets=[sock])
 
 
@@ -87,7 +89,8 @@ def serve(host: str, port: int, workers: int, config_file: str | None, local: bo
         # The worker processes rebuild the settings from the environment.
         os.environ[CONFIG_FILE_ENV] = os.path.abspath(config_file)
     uvicorn.run("streamify.server._app:app_from_environment", factory=True, host=host,
-                port=port, workers=workers, log_config=LOG_CONFIG, access_log=False)
+                port=port, workers=workers, log_config=LOG_CONFIG, access_log=False,
+                **server_options(settings))
 
 
 def _serve_local(host: str, port: int) -> None:

@@ -14,14 +14,15 @@ from pydantic import BaseModel, Field
 
 from .._control import PartToSign, UploadedPart
 from .._plan import MAX_PARTS
-from ._deps import CurrentPrincipal, Service
+from ._deps import CurrentPrincipal, Service, charge
 from ._keys import MAX_KEY_BYTES
 from ._problems import CompanionError, ServiceError
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/s3", tags=["companion"], responses={
-    status: {"model": CompanionError} for status in (400, 401, 403, 404, 413, 502)})
+    status: {"model": CompanionError}
+    for status in (400, 401, 403, 404, 408, 409, 413, 429, 502)})
 
 KeyQuery = Annotated[str, Query(min_length=1, max_length=MAX_KEY_BYTES,
                                 description="The object key from `POST /s3/multipart`")]
@@ -115,8 +116,8 @@ def list_parts(upload_id: UploadIdPath, key: KeyQuery, service: Service,
 
 # Registered before the single-part route, which would otherwise match "batch".
 @router.get("/multipart/{uploadId}/batch")
-def sign_batch(upload_id: UploadIdPath, key: KeyQuery, service: Service,
-               principal: CurrentPrincipal,
+async def sign_batch(request: Request, upload_id: UploadIdPath, key: KeyQuery,
+                     service: Service, principal: CurrentPrincipal,
                part_numbers: Annotated[str, Query(alias="partNumbers", max_length=6000,
                                                   pattern=r"^[0-9,]+$")],
                ) -> BatchSigned:
@@ -124,19 +125,23 @@ def sign_batch(upload_id: UploadIdPath, key: KeyQuery, service: Service,
     destination = service.destination(principal, key=key)
     texts = part_numbers.split(",")
     numbers = [_part_number(text) for text in texts]
-    signed = service.sign(principal, destination, upload_id,
-                          [PartToSign(number) for number in numbers])
+    charge(request, principal, len(numbers))
+    signed = await service.sign_in_turn(principal, destination, upload_id,
+                                        [PartToSign(number) for number in numbers])
     return BatchSigned(presignedUrls={text: s.url for text, s in zip(texts, signed,
                                                                      strict=True)})
 
 
 @router.get("/multipart/{uploadId}/{partNumber}")
-def sign_part(upload_id: UploadIdPath, part_number: Annotated[str, Path(alias="partNumber")],
-              key: KeyQuery, service: Service, principal: CurrentPrincipal) -> SignedUrl:
+async def sign_part(request: Request, upload_id: UploadIdPath,
+                    part_number: Annotated[str, Path(alias="partNumber")], key: KeyQuery,
+                    service: Service, principal: CurrentPrincipal) -> SignedUrl:
     """A presigned URL for one part."""
     destination = service.destination(principal, key=key)
-    [signed] = service.sign(principal, destination, upload_id,
-                            [PartToSign(_part_number(part_number))])
+    number = _part_number(part_number)
+    charge(request, principal)
+    [signed] = await service.sign_in_turn(principal, destination, upload_id,
+                                          [PartToSign(number)])
     return SignedUrl(url=signed.url, expires=signed.expires_in)
 
 
@@ -166,15 +171,19 @@ def upload_parameters(request: Request, service: Service, principal: CurrentPrin
                       content_type: Annotated[str, Query(alias="type", max_length=255,
                                                          pattern=r"^[\x20-\x7e]*$")] = "",
                       ) -> UploadParameters:
-    """A presigned PUT for a small file sent in one request.
+    """A presigned POST (an S3 form upload) for a small file sent in one request.
 
-    Metadata comes as ``metadata[name]=value`` query parameters, as Uppy sends it.
+    Uppy's ``@uppy/aws-s3`` sends the ``fields`` and then the file as a form. The signed
+    policy binds the key, type and metadata, and limits the body to the caller's
+    ``max_object_size``: storage refuses anything larger. Metadata comes as
+    ``metadata[name]=value`` query parameters, as Uppy sends it.
     """
     destination = service.destination(principal, filename=filename)
     metadata = {name[len("metadata["):-1]: value
                 for name, value in request.query_params.multi_items()
                 if name.startswith("metadata[") and name.endswith("]")}
-    url, headers = service.presign_put(destination, content_type=_content_type(content_type),
+    url, fields = service.presign_post(principal, destination,
+                                       content_type=_content_type(content_type),
                                        metadata=metadata)
-    return UploadParameters(method="PUT", url=url, fields={}, headers=headers,
+    return UploadParameters(method="POST", url=url, fields=fields, headers={},
                             expires=service.settings.url_expiry)

@@ -1,4 +1,9 @@
-"""FastAPI dependencies: the app's ``UploadService`` and the authenticated ``Principal``."""
+"""FastAPI dependencies: the app's ``UploadService`` and the authenticated ``Principal``.
+
+They are ``async`` (cheap, on the event loop), so authenticating never waits for a thread
+while sign calls keep the worker threads busy. Every authenticated request is charged to
+its principal's rate limit here.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,14 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from ._auth import SESSION_COOKIE, Authenticator, Principal
+from ._limits import RateLimiter
 from ._problems import ServiceError
 from ._service import UploadService
 
-__all__ = ["CurrentPrincipal", "Service", "bearer_principal", "current_principal"]
+__all__ = ["CurrentPrincipal", "Service", "bearer_principal", "charge", "current_principal"]
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_SAME_SITE = frozenset({"same-origin", "none"})
 
 # Declared for the OpenAPI document; the checks below read the request themselves so
 # that a malformed header is refused rather than ignored.
@@ -20,7 +29,7 @@ _cookie = APIKeyCookie(name=SESSION_COOKIE, auto_error=False,
                        description="The browser session set by `POST /v1/session`")
 
 
-def _service(request: Request) -> UploadService:
+async def _service(request: Request) -> UploadService:
     service: UploadService = request.app.state.service
     return service
 
@@ -42,13 +51,44 @@ def _from_header(request: Request) -> Principal | None:
     return principal
 
 
+def charge(request: Request, principal: Principal, cost: int = 1) -> None:
+    """Take ``cost`` from ``principal``'s rate limit, or refuse with 429 and
+    ``Retry-After``."""
+    limiter: RateLimiter = request.app.state.rate_limiter
+    # A sign call over the batch cap is refused anyway: it costs no more than the cap.
+    wait = limiter.take(principal.name, min(cost, request.app.state.settings.max_sign_batch))
+    if wait:
+        raise ServiceError(429, "rate-limited", f"{principal.name} is over its rate limit "
+                           f"({limiter.rate:g} requests or signed parts per second); retry "
+                           f"in {wait} s", headers={"Retry-After": str(wait)})
+
+
 def _remember(request: Request, principal: Principal) -> Principal:
     # The access log names the principal, never the credential.
     request.state.principal = principal.name
+    charge(request, principal)
     return principal
 
 
-def bearer_principal(
+def _check_same_origin(request: Request) -> None:
+    """A state-changing request carrying only the session cookie must come from the
+    service's own pages (beside ``SameSite=Strict``, which old browsers ignore).
+
+    Browsers send ``Sec-Fetch-Site`` and ``Origin`` on such requests; a client sending
+    neither is not a browser page and gains nothing from a cookie it could send anyway.
+    """
+    if request.method in _SAFE_METHODS:
+        return
+    site = request.headers.get("sec-fetch-site")
+    origin = request.headers.get("origin")
+    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+    if (site is not None and site not in _SAME_SITE) or (origin is not None and origin != own):
+        raise ServiceError(403, "cross-origin", "a session cookie is accepted on this "
+                           "request only from the service's own pages; programs send "
+                           "`Authorization: Bearer`")
+
+
+async def bearer_principal(
     request: Request,
     _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
@@ -59,7 +99,7 @@ def bearer_principal(
     return _remember(request, principal)
 
 
-def current_principal(
+async def current_principal(
     request: Request,
     _declared_bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     _declared_cookie: Annotated[str | None, Depends(_cookie)],
@@ -69,6 +109,8 @@ def current_principal(
     if principal is None:
         cookie = request.cookies.get(SESSION_COOKIE)
         principal = _authenticator(request).from_cookie(cookie) if cookie else None
+        if principal is not None:
+            _check_same_origin(request)
     if principal is None:
         raise ServiceError(401, "unauthorized", "send an API key as `Authorization: Bearer` "
                            "or sign in with POST /v1/session")

@@ -26,6 +26,7 @@ from pydantic import SecretStr
 from .._housekeeping import apply_bucket_rules
 from .._s3control import S3ControlPlane, s3_client
 from ._app import create_app
+from ._protocol import server_options
 from ._settings import PrincipalSettings, ServiceSettings, hash_api_key
 
 __all__ = [
@@ -82,7 +83,8 @@ def local_s3(*, host: str = "127.0.0.1", port: int = 0,
         # moto's state is per process: an earlier stack in it may have made the bucket.
         with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
             client.create_bucket(Bucket=bucket)
-        apply_bucket_rules(client, bucket)
+        # An emulator on this machine only: pages from any local origin may upload.
+        apply_bucket_rules(client, bucket, allowed_origins=("*",))
         yield endpoint
     finally:
         server.stop()
@@ -141,7 +143,7 @@ def serve_in_thread(app: FastAPI, *, host: str = "127.0.0.1", port: int = 0,
     """
     sock = bind_socket(host, port)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=5)
+                            timeout_graceful_shutdown=5, **server_options(app.state.settings))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
                               name="streamify-api", daemon=True)

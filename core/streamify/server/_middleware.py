@@ -1,4 +1,4 @@
-"""ASGI middleware: the request body limit and the JSON-lines access log.
+"""ASGI middleware: request body limits, ``Cache-Control``, the JSON-lines access log.
 
 The access log writes one JSON object per request to the ``streamify.server.access``
 logger: method, path (never the query string), status, duration, principal name. It never
@@ -13,21 +13,24 @@ import logging
 import time
 from typing import Any
 
+import anyio
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["ACCESS_LOGGER", "AccessLogMiddleware", "BodyLimitMiddleware"]
+__all__ = ["ACCESS_LOGGER", "AccessLogMiddleware", "BodyLimitMiddleware", "NoStoreMiddleware"]
 
 ACCESS_LOGGER = "streamify.server.access"
 _access = logging.getLogger(ACCESS_LOGGER)
 
 
 class BodyLimitMiddleware:
-    """Refuse request bodies above ``limit`` bytes with 413, declared or streamed."""
+    """Refuse request bodies above ``limit`` bytes with 413, declared or streamed, and
+    bodies not all received ``timeout`` seconds after the app first asked with 408."""
 
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int, timeout: float) -> None:
         self.app = app
         self.limit = limit
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -35,13 +38,22 @@ class BodyLimitMiddleware:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         received = 0
+        deadline: float | None = None
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, deadline
             too_large = HTTPException(413, f"request body exceeds {self.limit} bytes")
             if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
                 raise too_large
-            message = await receive()
+            if deadline is None:
+                deadline = time.monotonic() + self.timeout
+            try:
+                # One deadline for the whole body: a byte now and then does not extend it.
+                with anyio.fail_after(max(deadline - time.monotonic(), 0.0)):
+                    message = await receive()
+            except TimeoutError:
+                raise HTTPException(408, f"the request body was not received within "
+                                    f"{self.timeout:g} s; send it at once") from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
@@ -49,6 +61,29 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+class NoStoreMiddleware:
+    """``Cache-Control: no-store`` on every API answer: they carry presigned URLs and
+    per-principal data that no cache between the caller and the service may keep."""
+
+    def __init__(self, app: ASGIApp, *, except_prefix: str) -> None:
+        self.app = app
+        self.except_prefix = except_prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or str(scope.get("path", "")).startswith(self.except_prefix):
+            await self.app(scope, receive, send)
+            return
+
+        async def no_store_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(name, value) for name, value in message.get("headers", [])
+                           if name.lower() != b"cache-control"]
+                message = {**message, "headers": [*headers, (b"cache-control", b"no-store")]}
+            await send(message)
+
+        await self.app(scope, receive, no_store_send)
 
 
 class AccessLogMiddleware:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .._control import PartToSign, UploadedPart
 from .._plan import MAX_PARTS
 from ._auth import SESSION_COOKIE, Principal
-from ._deps import CurrentPrincipal, Service, bearer_principal
+from ._deps import CurrentPrincipal, Service, bearer_principal, charge
 from ._keys import MAX_KEY_BYTES
 from ._problems import Problem, ServiceError
 
@@ -21,8 +21,10 @@ _PROBLEMS: dict[int | str, dict[str, object]] = {
              "description": description}
     for status, description in [
         (400, "Invalid key, size, part or bucket"), (401, "No or wrong credentials"),
-        (403, "Key outside the caller's prefix"), (404, "No such upload"),
-        (413, "Request body too large"), (422, "Malformed request"),
+        (403, "Key outside the caller's prefix, or a cross-origin cookie request"),
+        (404, "No such upload"), (408, "Request body too slow"),
+        (409, "Too many open uploads"), (413, "Request body too large"),
+        (422, "Malformed request"), (429, "Rate limit reached: retry after `Retry-After`"),
         (502, "Storage failed"),
     ]}
 
@@ -151,22 +153,37 @@ UploadIdPath = Annotated[str, Path(min_length=1, max_length=1024, pattern=r"^[\x
 @router.post("/session", status_code=204, response_class=Response, tags=["session"])
 def open_session(request: Request,
                  principal: Annotated[Principal, Depends(bearer_principal)]) -> Response:
-    """Exchange an API key for a same-origin session cookie (for browser pages)."""
+    """Exchange an API key for a same-origin session cookie (for browser pages).
+
+    The cookie works until it expires (``session_ttl``), the key it was minted with is
+    rotated or removed, or the cookie secret changes. It is ``Secure`` over HTTPS.
+    """
     authenticator = request.app.state.authenticator
     response = Response(status_code=204)
     response.set_cookie(
         SESSION_COOKIE, authenticator.session_cookie(principal),
         max_age=authenticator.session_ttl, path="/", httponly=True, samesite="strict",
-        secure=request.app.state.settings.cookie_secure)
+        secure=_secure(request))
     return response
 
 
 @router.delete("/session", status_code=204, response_class=Response, tags=["session"])
-def close_session(principal: CurrentPrincipal) -> Response:
-    """Forget the session cookie in this browser."""
+def close_session(request: Request, principal: CurrentPrincipal) -> Response:
+    """Remove the session cookie from this browser.
+
+    The service keeps no session state: a copy of the cookie taken before stays valid
+    until it expires. Rotate the principal's key to revoke every session minted with it.
+    """
     response = Response(status_code=204)
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict",
+                           secure=_secure(request))
     return response
+
+
+def _secure(request: Request) -> bool:
+    """``Secure`` by setting, or because the request came over HTTPS (``scheme`` is
+    ``https`` directly or through a trusted proxy's ``X-Forwarded-Proto``)."""
+    return bool(request.app.state.settings.cookie_secure) or request.url.scheme == "https"
 
 
 @router.post("/uploads", tags=["uploads"])
@@ -184,12 +201,17 @@ def create_upload(body: CreateUploadRequest, service: Service,
 
 
 @router.post("/uploads/{upload_id}/sign", tags=["uploads"])
-def sign_parts(upload_id: UploadIdPath, body: SignRequest, service: Service,
-               principal: CurrentPrincipal) -> SignResponse:
-    """Presign PUT URLs for many parts at once; a part's size and MD5 are signed in."""
+async def sign_parts(request: Request, upload_id: UploadIdPath, body: SignRequest,
+                     service: Service, principal: CurrentPrincipal) -> SignResponse:
+    """Presign PUT URLs for many parts at once; a part's size and MD5 are signed in.
+
+    Each part counts against the caller's rate limit.
+    """
     destination = service.destination(principal, key=body.key, bucket=body.bucket)
     parts = [PartToSign(p.number, p.size, p.md5, p.checksum) for p in body.parts]
-    signed = service.sign(principal, destination, upload_id, parts, expires_in=body.expires_in)
+    charge(request, principal, len(parts))
+    signed = await service.sign_in_turn(principal, destination, upload_id, parts,
+                                        expires_in=body.expires_in)
     return SignResponse(parts=[
         SignedPartModel(number=s.number, url=s.url, headers=dict(s.headers),
                         expires_in=s.expires_in) for s in signed])

@@ -4,11 +4,18 @@ Native routes answer RFC 9457 problem details (``application/problem+json`` with
 ``type``, ``title``, ``status``, ``detail``); the Uppy Companion routes (``/s3/...``) answer
 ``{"error": message}`` as Companion does. Core errors map to statuses here, and nothing
 a caller sends can produce a 5xx: only storage failures can (502).
+
+Every storage failure (a 5xx, or storage refusing the service's own credentials) is logged
+once, here, as one JSON line on the ``streamify.server.storage`` logger: the S3 operation,
+its error code, the principal, method and path. Never a message, URL or header, so never
+a secret.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Mapping
 
 import botocore.exceptions
 from fastapi import FastAPI, Request
@@ -28,6 +35,7 @@ from .._errors import (
 
 __all__ = [
     "PROBLEM_TYPE_PREFIX",
+    "STORAGE_LOGGER",
     "CompanionError",
     "Problem",
     "ServiceError",
@@ -39,23 +47,40 @@ PROBLEM_TYPE_PREFIX = "urn:streamify:problem:"
 PROBLEM_JSON = "application/problem+json"
 COMPANION_PATH = "/s3/"
 
-_log = logging.getLogger("streamify.server")
+STORAGE_LOGGER = "streamify.server.storage"
+_storage_log = logging.getLogger(STORAGE_LOGGER)
 
 _TITLES = {
     400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
-    405: "Method not allowed", 413: "Content too large", 422: "Invalid request",
+    405: "Method not allowed", 408: "Request timeout", 409: "Conflict",
+    413: "Content too large", 422: "Invalid request", 429: "Too many requests",
     500: "Internal error", 502: "Storage error",
 }
 
 
 class ServiceError(Exception):
-    """An answer other than success: ``kind`` becomes the problem ``type``."""
+    """An answer other than success: ``kind`` becomes the problem ``type``.
 
-    def __init__(self, status: int, kind: str, detail: str) -> None:
+    ``headers`` go out with the answer (``Retry-After``); ``operation`` and ``code`` name
+    the S3 call and its error when storage failed.
+    """
+
+    def __init__(self, status: int, kind: str, detail: str, *,
+                 headers: Mapping[str, str] | None = None, operation: str | None = None,
+                 code: str | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.kind = kind
         self.detail = detail
+        self.headers = dict(headers or {})
+        self.operation = operation
+        self.code = code
+
+    @property
+    def storage_failed(self) -> bool:
+        """Storage failed or refused the service's own credentials: an operator's matter."""
+        return self.operation is not None and (
+            self.status >= 500 or self.kind == "storage-access-denied")
 
 
 class Problem(BaseModel):
@@ -79,15 +104,40 @@ def _problem(status: int, kind: str, detail: str) -> dict[str, object]:
 
 
 def _respond(request: Request, error: ServiceError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    headers = dict(error.headers)
+    if error.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if error.storage_failed:
+        _log_storage_failure(request, error)
     if request.url.path.startswith(COMPANION_PATH):
         return JSONResponse({"error": error.detail}, status_code=error.status, headers=headers)
     return JSONResponse(_problem(error.status, error.kind, error.detail),
                         status_code=error.status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def from_core_error(exc: StreamifyError) -> ServiceError:
-    """The answer for a core error raised while talking to S3."""
+def _log_storage_failure(request: Request, error: ServiceError) -> None:
+    principal = getattr(request.state, "principal", None)
+    _storage_log.error(json.dumps({
+        "event": "storage-failure", "operation": error.operation, "code": error.code,
+        "status": error.status, "principal": principal, "method": request.method,
+        "path": request.url.path}, separators=(",", ":")))
+
+
+def from_core_error(exc: StreamifyError, operation: str = "storage") -> ServiceError:
+    """The answer for a core error raised while talking to S3 during ``operation``."""
+    error = _answer(exc)
+    cause = exc.__cause__
+    if isinstance(cause, botocore.exceptions.ClientError):
+        error.code = str(cause.response.get("Error", {}).get("Code", "")) or str(
+            cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+        error.operation = getattr(cause, "operation_name", None) or operation
+    else:
+        error.code = type(cause if cause is not None else exc).__name__
+        error.operation = operation
+    return error
+
+
+def _answer(exc: StreamifyError) -> ServiceError:
     if isinstance(exc, UploadGoneError):
         return ServiceError(404, "upload-gone", "the multipart upload does not exist (it was "
                             "completed, aborted or expired, or belongs to another key)")
@@ -121,10 +171,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_core_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StreamifyError)
-        error = from_core_error(exc)
-        if error.status >= 500 or error.kind == "storage-access-denied":
-            _log.warning("storage failure on %s %s: %s", request.method, request.url.path, exc)
-        return _respond(request, error)
+        return _respond(request, from_core_error(exc))
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -137,7 +184,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        kind = {404: "not-found", 405: "method-not-allowed",
+        kind = {404: "not-found", 405: "method-not-allowed", 408: "body-timeout",
                 413: "body-too-large"}.get(exc.status_code, "http-error")
         return _respond(request, ServiceError(exc.status_code, kind, str(exc.detail)))
 

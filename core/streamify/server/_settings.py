@@ -9,6 +9,7 @@ key, made with :func:`hash_api_key`.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated
@@ -72,17 +73,51 @@ class ServiceSettings(BaseSettings):
     """Signs the browser session cookie; share it between instances behind one balancer."""
     session_ttl: Annotated[int, Field(ge=60, le=30 * 86400)] = 12 * 3600
     cookie_secure: bool = False
-    """Mark the session cookie ``Secure`` (turn on behind HTTPS)."""
+    """Always mark the session cookie ``Secure``. It is also ``Secure`` on its own whenever
+    the request came over HTTPS (directly, or by ``X-Forwarded-Proto`` from a trusted
+    proxy)."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks (``10.0.0.0/8``) of the proxies in front of the service. Only
+    requests from them may set the client address and scheme with ``X-Forwarded-For`` and
+    ``X-Forwarded-Proto``; from anyone else those headers are ignored."""
     url_expiry: Annotated[int, Field(ge=1, le=7 * 86400)] = 900
     """Longest lifetime, in seconds, of a presigned URL handed out."""
     part_size: Annotated[int, Field(ge=5 * 1024**2, le=5 * 1024**3)] = 8 * 1024**2
     """Part size planned for uploads whose client does not ask for one."""
     max_body_bytes: Annotated[int, Field(ge=64 * 1024, le=64 * 1024**2)] = 2 * 1024**2
     """Largest request body accepted; a 10,000-part completion needs about 1 MB."""
-    max_sign_batch: Annotated[int, Field(ge=1, le=10_000)] = 1000
-    """Most parts signed in one call."""
+    max_sign_batch: Annotated[int, Field(ge=1, le=1000)] = 100
+    """Most parts signed in one call (Uppy signs one, the core at most its concurrency)."""
+    sign_concurrency: Annotated[int, Field(ge=1, le=64)] = 4
+    """Sign calls served at once per instance; more wait their turn, off the event loop."""
+    rate_limit: Annotated[float, Field(gt=0, le=100_000)] = 200.0
+    """Requests per second each principal may make, sustained; a sign call counts one more
+    per part. Beyond it the service answers 429 with ``Retry-After``."""
+    rate_burst: Annotated[int, Field(ge=1, le=1_000_000)] = 400
+    """How far above ``rate_limit`` a principal may go in a short burst."""
+    max_open_uploads: Annotated[int, Field(ge=1, le=100_000)] = 100
+    """Open multipart uploads a principal may have at once; abort or finish one to start
+    another (abandoned parts stay bounded)."""
+    header_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
+    """Seconds a client has to send a request's headers (and, after a response, the next
+    request's) before the connection is closed."""
+    body_timeout: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    """Seconds a client has to send a whole request body; then it is answered 408."""
+    docs: bool = True
+    """Serve the OpenAPI document and its pages (``/openapi.json``, ``/docs``, ``/redoc``)."""
     static_dir: Path | None = None
     """Served at ``/ui/`` when set (same origin as the API, so the session cookie works)."""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, proxies: tuple[str, ...]) -> tuple[str, ...]:
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"trusted proxy {proxy!r} is not an IP address or "
+                                 "network") from exc
+        return proxies
 
     @model_validator(mode="after")
     def _principals_are_distinct(self) -> ServiceSettings:
