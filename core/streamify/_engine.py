@@ -1,46 +1,57 @@
 """The upload engine: find or start the upload, send what is missing, complete, verify.
 
 S3 is the truth. The local state only says which upload id to look at; every run asks S3
-which parts it holds, checks them against the source, sends the rest through a fixed pool
-of workers (at most ``concurrency`` parts in memory), then completes and verifies.
+which parts it holds (the facts), lets ``_resume.decide`` say what to do with them, checks
+the parts it keeps against the source, sends the rest through a fixed pool of workers (at
+most ``concurrency`` parts in memory), then completes and verifies.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from types import TracebackType
 from typing import Literal
 
-import urllib3.exceptions
-
 from . import _events as ev
-from ._checksum import additional_checksum, composite_etag, md5_base64, md5_hex_from_base64
+from ._checksum import additional_checksum, composite_etag
 from ._config import UploadConfig
-from ._control import ControlPlane, ObjectInfo, PartToSign, UploadedPart
+from ._control import ControlPlane, ObjectInfo, UploadedPart
 from ._destination import Destination
 from ._errors import (
     IntegrityError,
     SourceChangedError,
     StreamifyError,
-    TransferError,
     UploadCancelledError,
     UploadGoneError,
 )
-from ._plan import Part, PartPlan, plan_from_part_sizes, plan_parts
-from ._retry import Action, PartRejected, backoff_delay, classify_status
-from ._signing import BatchSigner
+from ._plan import Part, PartPlan, plan_parts
+from ._resume import (
+    AlreadyComplete,
+    ByteRange,
+    Create,
+    NeedHashes,
+    RangeHashes,
+    Refuse,
+    Resume,
+    ResumeFacts,
+    decide,
+)
+from ._sending import Flow, PartSending, Stopped, Tally, new_sender, send_all
 from ._source import Fingerprint, Source, open_source
 from ._state import ResumeState, StateStore
-from ._throttle import Throttle
 from ._transport import PartSender
 
-__all__ = ["UploadResult", "Uploader"]
+__all__ = ["UploadResult", "Uploader", "complete_upload"]
+
+_log = logging.getLogger("streamify")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,23 +73,13 @@ class UploadResult:
     seconds: float
 
 
-class _Stop(Exception):
-    """Internal: a worker saw pause, cancel or the deadline."""
-
-
-class _AlreadyComplete(Exception):
-    """Internal: the upload was completed by an earlier run that died before forgetting it."""
-
-    def __init__(self, upload_id: str, plan: PartPlan, info: ObjectInfo) -> None:
-        self.upload_id, self.plan, self.info = upload_id, plan, info
-
-
 class Uploader:
     """Uploads one source to one destination, resumably. ``run()`` may be called again
     after a pause or a failure: it picks up where S3 says the upload stands.
 
     Subscribe to events with ``subscribe``; ``pause`` and ``cancel`` may be called from any
-    thread (a part in flight finishes first).
+    thread, also while the parts S3 holds are being verified (a part in flight finishes
+    first). Use it as a context manager, or call ``close()``, to release its connections.
     """
 
     def __init__(self, source: Source | str | os.PathLike[str], destination: Destination | str,
@@ -92,142 +93,132 @@ class Uploader:
         self.config = config or UploadConfig()
         self.state = state or StateStore()
         self.metadata = metadata or {}
-        throttle = Throttle(self.config.bwlimit) if self.config.bwlimit else None
-        self._sender = sender or PartSender(
-            pool_size=self.config.concurrency, connect_timeout=self.config.connect_timeout,
-            read_timeout=self.config.read_timeout, throttle=throttle)
-        self._subscribers: list[ev.Subscriber] = []
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._pause = False
-        self._cancel = False
-        self._in_flight: dict[int, int] = {}
-        self._bytes_done = 0
-        self._bytes_sent = 0
-        self._deadline_at: float | None = None
+        self._sender = sender or new_sender(self.config)
+        self._subscribers = ev.Subscribers()
+        self._flow = Flow()
 
     # ------------------------------------------------------------------ control surface
     def subscribe(self, callback: ev.Subscriber) -> Callable[[], None]:
-        """Call ``callback`` with every event; returns a function that unsubscribes."""
-        self._subscribers.append(callback)
-        return lambda: self._subscribers.remove(callback)
+        """Call ``callback`` with every event; returns a function that unsubscribes.
+
+        A callback that raises is logged and does not stop the upload."""
+        return self._subscribers.add(callback)
 
     def pause(self) -> None:
         """Stop after the parts in flight; the upload stays open and ``run()`` resumes it."""
-        self._pause = True
-        self._wake.set()
+        self._flow.pause()
 
     def cancel(self) -> None:
-        """Stop and abort the multipart upload; ``run()`` raises ``UploadCancelledError``."""
-        self._cancel = True
-        self._wake.set()
+        """Stop and abort the multipart upload; ``run()`` raises ``UploadCancelledError``.
 
-    def _emit(self, event: ev.Event) -> None:
-        for callback in list(self._subscribers):
-            callback(event)
+        Called before ``run()``, the run aborts the open upload it finds (if any) and sends
+        nothing. A cancelled uploader stays cancelled."""
+        self._flow.cancel()
 
     # ------------------------------------------------------------------ the run
     def run(self) -> UploadResult:
         """Upload (or resume) until completed, paused, cancelled or failed."""
-        self._pause = self._cancel = False
-        self._wake.clear()
-        self._bytes_sent = 0
+        self._flow.start(self.config.deadline)
         started = time.monotonic()
-        if self.config.deadline is not None:
-            self._deadline_at = started + self.config.deadline
         try:
             return self._run(started)
         except StreamifyError as exc:
-            self._emit(ev.Failed(exc))
+            self._subscribers.emit(ev.Failed(exc))
             raise
 
     def _run(self, started: float) -> UploadResult:
         self.state.ensure_writable()
         fingerprint = self.source.fingerprint()
+        facts = self._gather(fingerprint)
+        open_id = facts.upload_id if facts.listed is not None else None
+        if self._flow.cancelled:
+            self._cancelled(open_id)
         try:
-            upload_id, plan, present, found_by, restarted = self._open(fingerprint)
-        except _AlreadyComplete as done:
-            self.state.remove(self.control.endpoint, self.destination)
-            self._emit(ev.Resumed(done.upload_id, done.plan.size, done.plan.count, "state"))
-            self._emit(ev.Completed(self.destination, done.info.size, done.info.etag))
-            return UploadResult(
-                destination=self.destination, status="completed", upload_id=done.upload_id,
-                size=done.plan.size, etag=done.info.etag, parts=done.plan.count, bytes_sent=0,
-                bytes_resumed=done.plan.size, resumed=True, restarted=False,
-                seconds=time.monotonic() - started)
+            decision = self._decide(facts)
+        except Stopped:
+            if self._flow.cancelled:
+                self._cancelled(open_id)
+            self._subscribers.emit(ev.Paused(0, fingerprint.size))
+            plan = plan_parts(fingerprint.size, self.config.part_size)
+            return self._result("paused", open_id or "", plan, 0, 0, started)
+        if isinstance(decision, Refuse):
+            if isinstance(decision.error, UploadGoneError):
+                self.state.remove(self.control.endpoint, self.destination)
+            raise decision.error
+        if isinstance(decision, AlreadyComplete):
+            return self._already_complete(decision, started)
+        if isinstance(decision, Create):
+            upload_id = self._create(decision, fingerprint)
+            resume = Resume(upload_id=upload_id, plan=decision.plan, checksum=decision.checksum,
+                            keep={}, mismatched=(), unverifiable=(), found_by="state",
+                            save_state=False, etags_are_md5s=True)
+            return self._send(resume, "", decision.replaces is not None, fingerprint, started)
+        self._prepare_resume(decision, fingerprint)
+        return self._send(decision, decision.found_by, False, fingerprint, started)
+
+    def _send(self, decision: Resume, found_by: str, restarted: bool,
+              fingerprint: Fingerprint, started: float) -> UploadResult:
+        upload_id, plan, present = decision.upload_id, decision.plan, dict(decision.keep)
         present_bytes = sum(p.size for p in present.values())
-        self._bytes_done = present_bytes
-        self._emit(ev.Started(self.destination, upload_id, plan.size, plan.count, plan.part_size))
+        emit = self._subscribers.emit
+        emit(ev.Started(self.destination, upload_id, plan.size, plan.count, plan.part_size))
         if found_by:
-            self._emit(ev.Resumed(upload_id, present_bytes, len(present), found_by))
-        self._emit(ev.Progress(self._bytes_done, plan.size))
-
+            emit(ev.Resumed(upload_id, present_bytes, len(present), found_by))
+        emit(ev.Progress(present_bytes, plan.size))
+        tally = Tally(self._subscribers, done=present_bytes, total=plan.size)
+        sending = PartSending(
+            control=self.control, destination=self.destination, upload_id=upload_id,
+            sender=self._sender, config=self.config, checksum=decision.checksum, flow=self._flow,
+            subscribers=self._subscribers, tally=tally, source_name=self.source.name)
         todo = [part for part in plan if part.number not in present]
-        sent = self._send_all(upload_id, todo)
+        sent = send_all(sending, todo, self._read, flow=self._flow,
+                        concurrency=self.config.concurrency)
         parts = {**present, **sent}
-        result_kwargs = {
-            "destination": self.destination, "upload_id": upload_id, "size": plan.size,
-            "parts": plan.count, "bytes_sent": self._bytes_sent, "bytes_resumed": present_bytes,
-            "resumed": bool(found_by), "restarted": restarted,
-        }
+        result = functools.partial(
+            self._result, upload_id=upload_id, plan=plan, bytes_sent=tally.sent,
+            bytes_resumed=present_bytes, started=started, resumed=bool(found_by),
+            restarted=restarted)
         if len(parts) < plan.count:
-            if self._cancel:
-                self._abort(upload_id)
-                raise UploadCancelledError(f"upload of {self.source.name} to {self.destination} "
-                                           "was cancelled and its multipart upload aborted")
-            self._emit(ev.Paused(self._bytes_done, plan.size))
-            return UploadResult(status="paused", etag="", seconds=time.monotonic() - started,
-                                **result_kwargs)  # type: ignore[arg-type]
-
+            if self._flow.cancelled:
+                self._cancelled(upload_id)
+            emit(ev.Paused(tally.done, plan.size))
+            return result("paused")
         if self.source.fingerprint() != fingerprint:
             raise SourceChangedError(
                 f"{self.source.name} changed while it was being uploaded; upload {upload_id} "
                 f"to {self.destination} was left open: restore the file and rerun, or run "
                 f"`streamify abort {self.destination}` and upload again")
-        info = self._complete(upload_id, plan, parts)
+        info = complete_upload(self.control, self.destination, upload_id, plan.size,
+                               [parts[n] for n in range(1, plan.count + 1)], self.source.name,
+                               etags_are_md5s=decision.etags_are_md5s and not sending.opaque_etags)
         self.state.remove(self.control.endpoint, self.destination)
-        self._emit(ev.Completed(self.destination, info.size, info.etag))
-        return UploadResult(status="completed", etag=info.etag,
-                            seconds=time.monotonic() - started, **result_kwargs)  # type: ignore[arg-type]
+        emit(ev.Completed(self.destination, info.size, info.etag))
+        return result("completed", etag=info.etag)
+
+    def _result(self, status: Literal["completed", "paused"], upload_id: str, plan: PartPlan,
+                bytes_sent: int, bytes_resumed: int, started: float, *, etag: str = "",
+                resumed: bool = False, restarted: bool = False) -> UploadResult:
+        return UploadResult(
+            destination=self.destination, status=status, upload_id=upload_id, size=plan.size,
+            etag=etag, parts=plan.count, bytes_sent=bytes_sent, bytes_resumed=bytes_resumed,
+            resumed=resumed, restarted=restarted, seconds=time.monotonic() - started)
+
+    def _read(self, part: Part) -> bytes:
+        return self.source.read(part.offset, part.size)
 
     # ------------------------------------------------------------------ finding the upload
-    def _open(self, fingerprint: Fingerprint
-              ) -> tuple[str, PartPlan, dict[int, UploadedPart], str, bool]:
-        """Return (upload id, plan, verified parts present, how it was found, restarted)."""
-        endpoint = self.control.endpoint
-        state = self.state.load(endpoint, self.destination)
-        if state is not None:
-            if state.fingerprint.size != fingerprint.size or (
-                    state.fingerprint.edges_sha256 != fingerprint.edges_sha256):
-                raise SourceChangedError(
-                    f"{self.source.name} is not the file that upload {state.upload_id} to "
-                    f"{self.destination} was started with (it changed since); the old upload "
-                    f"was left open: restore the file and rerun to finish it, or run "
-                    f"`streamify abort {self.destination}` to start over")
+    def _gather(self, fingerprint: Fingerprint) -> ResumeFacts:
+        """Ask the state and S3 what they hold for this destination (no decision here)."""
+        facts = ResumeFacts(source_name=self.source.name, destination=self.destination,
+                            fingerprint=fingerprint, config=self.config,
+                            state=self.state.load(self.control.endpoint, self.destination))
+        if facts.state is not None:
             try:
-                listed = self.control.list_parts(self.destination, state.upload_id)
-            except UploadGoneError as exc:
-                plan = PartPlan(size=fingerprint.size, part_size=state.part_size)
-                info = self._completed_object(plan)
-                if info is not None:
-                    raise _AlreadyComplete(state.upload_id, plan, info) from exc
-                self.state.remove(endpoint, self.destination)
-                if self.config.on_upload_gone == "fail":
-                    raise UploadGoneError(
-                        f"upload {state.upload_id} to {self.destination} was aborted or expired "
-                        "behind our back; rerun to start a fresh upload") from exc
-                upload_id, plan = self._create(fingerprint)
-                self._emit(ev.Restarted(state.upload_id, "the upload was aborted or expired"))
-                return upload_id, plan, {}, "", True
-            plan = PartPlan(size=fingerprint.size, part_size=state.part_size)
-            # Only a touched or copied file (same size and edges, new time) gets this far
-            # with another fingerprint: every part S3 holds must then match it exactly.
-            touched = state.fingerprint != fingerprint
-            good = self._verify(plan, listed, strict=touched, upload_id=state.upload_id)
-            if touched:
-                self.state.save(self._state_for(state.upload_id, plan, fingerprint))
-            return state.upload_id, plan, good, "state", False
-
+                listed = self.control.list_parts(self.destination, facts.state.upload_id)
+            except UploadGoneError:
+                return replace(facts, upload_id=facts.state.upload_id,
+                               existing=self.control.head(self.destination))
+            return replace(facts, upload_id=facts.state.upload_id, listed=listed)
         for upload in reversed(self.control.list_uploads(self.destination)):
             if upload.destination.key != self.destination.key:
                 continue
@@ -235,210 +226,123 @@ class Uploader:
                 listed = self.control.list_parts(self.destination, upload.upload_id)
             except UploadGoneError:
                 continue
-            plan = (plan_from_part_sizes(fingerprint.size, [(p.number, p.size) for p in listed])
-                    or plan_parts(fingerprint.size, self.config.part_size))
-            good = self._verify(plan, listed, strict=True, upload_id=upload.upload_id)
-            self.state.save(self._state_for(upload.upload_id, plan, fingerprint))
-            return upload.upload_id, plan, good, "listing", False
-        upload_id, plan = self._create(fingerprint)
-        return upload_id, plan, {}, "", False
+            return replace(facts, upload_id=upload.upload_id, listed=listed)
+        return facts
 
-    def _completed_object(self, plan: PartPlan) -> ObjectInfo | None:
-        """The object at the destination if it is exactly the source cut by ``plan``."""
-        info = self.control.head(self.destination)
-        if info is None or info.size != plan.size or info.etag != f"{info.etag[:32]}-{plan.count}":
-            return None
+    def _decide(self, facts: ResumeFacts) -> Create | Resume | AlreadyComplete | Refuse:
+        """Call the pure decision, hashing the source ranges it asks for (``Verifying``)."""
+        while True:
+            decision = decide(facts)
+            if not isinstance(decision, NeedHashes):
+                return decision
+            facts = replace(facts, hashes={**facts.hashes, **self._hash(decision)})
 
-        def part_md5(part: Part) -> str:
-            data = self.source.read(part.offset, part.size)
-            return hashlib.md5(data, usedforsecurity=False).hexdigest()
+    def _hash(self, need: NeedHashes) -> dict[ByteRange, RangeHashes]:
+        lock = threading.Lock()
+        checked = [0]
+        emit = self._subscribers.emit
+        emit(ev.Verifying(0, need.size))
 
-        with ThreadPoolExecutor(self.config.concurrency) as pool:
-            expected = composite_etag(pool.map(part_md5, plan))
-        return info if info.etag == expected else None
+        def one(byte_range: ByteRange) -> RangeHashes:
+            self._flow.check()
+            data = self.source.read(*byte_range)
+            hashes = RangeHashes(hashlib.md5(data, usedforsecurity=False).hexdigest(),
+                                 additional_checksum(need.checksum, data))
+            with lock:
+                checked[0] += len(data)
+                done = checked[0]
+            emit(ev.Verifying(done, need.size))
+            return hashes
 
-    def _state_for(self, upload_id: str, plan: PartPlan, fingerprint: Fingerprint) -> ResumeState:
+        pool = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="streamify-verify")
+        try:
+            futures = [pool.submit(one, r) for r in need.ranges]
+            return {r: f.result() for r, f in zip(need.ranges, futures, strict=True)}
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _prepare_resume(self, decision: Resume, fingerprint: Fingerprint) -> None:
+        if decision.save_state:
+            self.state.save(self._state_for(decision.upload_id, decision.plan,
+                                            decision.checksum, fingerprint))
+        if decision.unverifiable:
+            _log.warning(
+                "upload %s to %s: parts %s have an ETag that is not the MD5 of %s (damaged, "
+                "or encrypted with SSE-KMS or SSE-C) and no additional checksum to check "
+                "them by; sending them again (with checksum='sha256' they are checked in "
+                "place)", decision.upload_id, self.destination,
+                ", ".join(map(str, decision.unverifiable)), self.source.name)
+
+    def _already_complete(self, done: AlreadyComplete, started: float) -> UploadResult:
+        self.state.remove(self.control.endpoint, self.destination)
+        self._subscribers.emit(ev.Resumed(done.upload_id, done.plan.size, done.plan.count,
+                                          "state"))
+        self._subscribers.emit(ev.Completed(self.destination, done.info.size, done.info.etag))
+        return self._result("completed", done.upload_id, done.plan, 0, done.plan.size, started,
+                            etag=done.info.etag, resumed=True)
+
+    def _state_for(self, upload_id: str, plan: PartPlan, checksum: str,
+                   fingerprint: Fingerprint) -> ResumeState:
         return ResumeState(endpoint=self.control.endpoint, destination=self.destination,
                            upload_id=upload_id, part_size=plan.part_size,
                            source=self.source.name, fingerprint=fingerprint,
-                           checksum=self.config.checksum)
+                           checksum=checksum, api_url=getattr(self.control, "api_url", None))
 
-    def _create(self, fingerprint: Fingerprint) -> tuple[str, PartPlan]:
-        plan = plan_parts(fingerprint.size, self.config.part_size)
+    def _create(self, decision: Create, fingerprint: Fingerprint) -> str:
         upload_id = self.control.create_upload(
             self.destination, content_type=self.config.content_type, metadata=self.metadata,
-            checksum=self.config.checksum, size=fingerprint.size)
+            checksum=decision.checksum, size=fingerprint.size)
         try:
-            self.state.save(self._state_for(upload_id, plan, fingerprint))
+            self.state.save(self._state_for(upload_id, decision.plan, decision.checksum,
+                                            fingerprint))
         except StreamifyError:
             # Without a state the upload could still be found by listing, but an upload we
             # cannot track is one we should not leave behind.
-            self._abort(upload_id)
+            self.control.abort(self.destination, upload_id)
             raise
-        return upload_id, plan
-
-    def _verify(self, plan: PartPlan, listed: list[UploadedPart], *, strict: bool,
-                upload_id: str = "") -> dict[int, UploadedPart]:
-        """Keep the listed parts whose size and MD5 match the source.
-
-        ``strict`` (an upload found only by listing): any mismatch means that upload holds
-        other data, so refuse rather than mix two files into one object.
-        """
-        candidates = [p for p in listed
-                      if p.number <= plan.count and p.size == plan.part(p.number).size]
-        if strict and len(candidates) != len(listed):
-            raise self._foreign_upload(upload_id)
-
-        def matches(uploaded: UploadedPart) -> bool:
-            if len(uploaded.etag) != 32:  # not a plain MD5 (SSE-KMS...): size must do
-                return True
-            part = plan.part(uploaded.number)
-            data = self.source.read(part.offset, part.size)
-            return hashlib.md5(data, usedforsecurity=False).hexdigest() == uploaded.etag
-
-        with ThreadPoolExecutor(self.config.concurrency) as pool:
-            verdicts = list(pool.map(matches, candidates))
-        good = {p.number: p for p, ok in zip(candidates, verdicts, strict=True) if ok}
-        if strict and len(good) != len(listed):
-            raise self._foreign_upload(upload_id)
-        return good
-
-    def _foreign_upload(self, upload_id: str) -> SourceChangedError:
-        return SourceChangedError(
-            f"an open upload ({upload_id}) to {self.destination} holds data that does not match "
-            f"{self.source.name}; nothing was mixed: run `streamify abort {self.destination}` "
-            "to discard it, or upload the original file to finish it")
-
-    # ------------------------------------------------------------------ sending parts
-    def _send_all(self, upload_id: str, todo: list[Part]) -> dict[int, UploadedPart]:
-        sent: dict[int, UploadedPart] = {}
-        if not todo:
-            return sent
-        signer = BatchSigner(
-            lambda parts: self.control.sign_parts(self.destination, upload_id, parts,
-                                                  expires_in=self.config.url_expiry),
-            linger=self.control.sign_linger, max_batch=self.config.concurrency)
-        pool = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="streamify-part")
-        futures: list[Future[UploadedPart]] = [
-            pool.submit(self._send_part, signer, part) for part in todo]
-        try:
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        except BaseException:
-            # Ctrl-C: take no new part; only the parts already in flight may finish.
-            self._stop_workers(futures)
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        failure = next((f.exception() for f in done
-                        if f.exception() and not isinstance(f.exception(), _Stop)), None)
-        if failure is not None:
-            self._stop_workers(futures)
-        pool.shutdown(wait=True)
-        for future in futures:
-            if future.done() and not future.cancelled() and future.exception() is None:
-                part = future.result()
-                sent[part.number] = part
-        if failure is not None:
-            raise failure
-        stop = next((f.exception() for f in futures
-                     if f.done() and not f.cancelled() and isinstance(f.exception(), _Stop)), None)
-        if isinstance(stop, _Stop) and str(stop) == "deadline":
-            raise TransferError(
-                f"upload to {self.destination} stopped at its deadline of "
-                f"{self.config.deadline:.0f} s with {len(sent)} new parts sent; rerun to resume")
-        return sent
-
-    def _stop_workers(self, futures: list[Future[UploadedPart]]) -> None:
-        """Stop the workers after their current part (internally, like a pause)."""
-        self._pause = True
-        self._wake.set()
-        for future in futures:
-            future.cancel()
-
-    def _check_stop(self) -> None:
-        if self._cancel or self._pause:
-            raise _Stop("cancel" if self._cancel else "pause")
-        if self._deadline_at is not None and time.monotonic() > self._deadline_at:
-            raise _Stop("deadline")
-
-    def _progress(self, number: int, amount: int) -> None:
-        with self._lock:
-            self._in_flight[number] = self._in_flight.get(number, 0) + amount
-            self._bytes_done += amount
-            self._bytes_sent += amount
-            done = self._bytes_done
-        self._emit(ev.Progress(done, self.source.size))
-
-    def _forget_in_flight(self, number: int) -> None:
-        """A failed attempt's bytes no longer count as done (never double-count retries)."""
-        with self._lock:
-            self._bytes_done -= self._in_flight.pop(number, 0)
-
-    def _send_part(self, signer: BatchSigner, part: Part) -> UploadedPart:
-        attempt = 0
-        while True:
-            self._check_stop()
-            body = self.source.read(part.offset, part.size)
-            md5 = md5_base64(body)
-            checksum = additional_checksum(self.config.checksum, body)
-            try:
-                signed = signer.sign(PartToSign(part.number, part.size, md5, checksum))
-                on_progress = functools.partial(self._progress, part.number)
-                etag = self._sender.put(signed, body, on_progress)
-            except PartRejected as exc:
-                action = classify_status(exc.status, exc.code)
-                reason, retry_after = str(exc), exc.retry_after
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
-                action, reason, retry_after = Action.RETRY, f"{type(exc).__name__}: {exc}", None
-            else:
-                if etag and etag != md5_hex_from_base64(md5):
-                    action, reason, retry_after = Action.RETRY, "ETag does not match MD5", None
-                else:
-                    with self._lock:
-                        self._in_flight.pop(part.number, None)
-                    self._emit(ev.PartDone(part.number, part.size))
-                    return UploadedPart(part.number, md5_hex_from_base64(md5), part.size,
-                                        checksum)
-            del body
-            self._forget_in_flight(part.number)
-            attempt += 1
-            where = f"part {part.number} of {self.source.name} to {self.destination}"
-            if action is Action.UPLOAD_GONE:
-                raise UploadGoneError(f"{where}: the multipart upload no longer exists "
-                                      "(aborted or expired); rerun to start again")
-            if action is Action.FATAL:
-                raise TransferError(f"{where}: storage refused it: {reason}")
-            if attempt >= self.config.max_attempts:
-                raise TransferError(f"{where}: failed {attempt} times, last: {reason}; "
-                                    "rerun the same command to resume")
-            delay = backoff_delay(attempt, base=self.config.backoff_base,
-                                  cap=self.config.backoff_max, retry_after=retry_after)
-            self._emit(ev.Retrying(part.number, attempt, delay, f"{action.value}: {reason}"))
-            self._wake.wait(delay)
+        if decision.replaces is not None:
+            self._subscribers.emit(ev.Restarted(decision.replaces,
+                                                "the upload was aborted or expired"))
+        return upload_id
 
     # ------------------------------------------------------------------ the end
-    def _complete(self, upload_id: str, plan: PartPlan,
-                  parts: dict[int, UploadedPart]) -> ObjectInfo:
-        ordered = [parts[n] for n in range(1, plan.count + 1)]
-        expected = composite_etag(p.etag for p in ordered)
-        try:
-            info = self.control.complete(self.destination, upload_id, ordered)
-        except UploadGoneError:
-            # A completion that succeeded but whose answer was lost looks like this on retry.
-            info_or_none = self.control.head(self.destination)
-            if info_or_none is None or info_or_none.etag != expected:
-                raise
-            info = info_or_none
-        if info.size != plan.size or ("-" in info.etag and info.etag != expected):
-            raise IntegrityError(
-                f"{self.destination} was assembled but does not match {self.source.name} "
-                f"(size {info.size} vs {plan.size}, ETag {info.etag} vs {expected}); the "
-                "object was left in place: delete it and upload again")
-        return info
-
-    def _abort(self, upload_id: str) -> None:
-        self.control.abort(self.destination, upload_id)
+    def _cancelled(self, upload_id: str | None) -> None:
+        if upload_id is not None:
+            self.control.abort(self.destination, upload_id)
         self.state.remove(self.control.endpoint, self.destination)
+        raise UploadCancelledError(f"upload of {self.source.name} to {self.destination} "
+                                   "was cancelled and its multipart upload aborted")
 
     def close(self) -> None:
+        """Release the data-path connections and the source (not the control plane)."""
         self._sender.close()
         self.source.close()
+
+    def __enter__(self) -> Uploader:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+
+def complete_upload(control: ControlPlane, destination: Destination, upload_id: str,
+                    size: int, parts: list[UploadedPart], source_name: str, *,
+                    etags_are_md5s: bool = True) -> ObjectInfo:
+    """Assemble the object from ``parts`` (in order) and check it is what was sent: its
+    size, and its ETag when the parts' ETags are their MD5s (not so under SSE-KMS/SSE-C)."""
+    expected = composite_etag(p.etag for p in parts) if etags_are_md5s else None
+    try:
+        info = control.complete(destination, upload_id, parts)
+    except UploadGoneError:
+        # A completion that succeeded but whose answer was lost looks like this on retry.
+        info_or_none = control.head(destination)
+        if info_or_none is None or expected is None or info_or_none.etag != expected:
+            raise
+        info = info_or_none
+    if info.size != size or (expected and "-" in info.etag and info.etag != expected):
+        raise IntegrityError(
+            f"{destination} was assembled but does not match {source_name} "
+            f"(size {info.size} vs {size}, ETag {info.etag} vs {expected}); the "
+            "object was left in place: delete it and upload again")
+    return info

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,7 +21,11 @@ __all__ = [
     "Retrying",
     "Started",
     "Subscriber",
+    "Subscribers",
+    "Verifying",
 ]
+
+_log = logging.getLogger("streamify")
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,15 @@ class Restarted:
 
     old_upload_id: str
     reason: str
+
+
+@dataclass(frozen=True)
+class Verifying:
+    """Parts S3 already holds are being re-read and hashed to check them against the source."""
+
+    bytes_checked: int
+    total_bytes: int
+    """Bytes to check in this step."""
 
 
 @dataclass(frozen=True)
@@ -90,5 +105,37 @@ class Failed:
     error: Exception
 
 
-Event = Started | Resumed | Restarted | Progress | PartDone | Retrying | Paused | Completed | Failed
+Event = (Started | Resumed | Restarted | Verifying | Progress | PartDone | Retrying | Paused
+         | Completed | Failed)
 Subscriber = Callable[[Event], None]
+
+
+class Subscribers:
+    """The callbacks listening to one upload. A callback that raises is logged and skipped:
+    a broken progress bar must not stop, or silently fail, the upload it watches."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[Subscriber] = []
+        self._lock = threading.Lock()
+
+    def add(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback`` with every event; returns a function that unsubscribes."""
+        with self._lock:
+            self._callbacks.append(callback)
+
+        def remove() -> None:
+            with self._lock:
+                if callback in self._callbacks:
+                    self._callbacks.remove(callback)
+
+        return remove
+
+    def emit(self, event: Event) -> None:
+        with self._lock:
+            callbacks = list(self._callbacks)
+        for callback in callbacks:
+            try:
+                callback(event)
+            except Exception:
+                _log.exception("event subscriber %r raised on %s; the upload goes on",
+                               callback, type(event).__name__)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ._config import MAX_PART_SIZE, MIN_PART_SIZE
 from ._errors import ConfigError
 
-__all__ = ["MAX_OBJECT_SIZE", "MAX_PARTS", "Part", "PartPlan", "plan_from_part_sizes", "plan_parts"]
+__all__ = ["MAX_OBJECT_SIZE", "MAX_PARTS", "Part", "PartPlan", "candidate_plans", "plan_parts"]
 
 MAX_PARTS = 10_000
 MAX_OBJECT_SIZE = 5 * 1024**4
@@ -66,18 +66,30 @@ def plan_parts(size: int, part_size: int) -> PartPlan:
     return PartPlan(size=size, part_size=part_size)
 
 
-def plan_from_part_sizes(size: int, sizes: Sequence[tuple[int, int]]) -> PartPlan | None:
-    """Recover the plan an earlier run used from ``(part number, size)`` pairs S3 listed.
+def candidate_plans(size: int, listed: Sequence[tuple[int, int]],
+                    part_size: int) -> list[PartPlan]:
+    """Every plan that could have cut ``size`` bytes into the listed ``(number, size)`` parts,
+    the plan for the preferred ``part_size`` first.
 
-    Every part but the last has the plan's size, so any listed part that is not the last
-    one of the object tells it. Returns ``None`` when the listing does not say (no parts,
-    or only the last part), and the caller then plans afresh.
+    A listed part is either not the last one (its size is the plan's part size) or the last
+    one (the parts before it share ``size - its size`` evenly). A lone last part alone may
+    fit several plans, so it never sets the part size by itself: the caller checks each
+    candidate's parts against the source and keeps the first that matches.
     """
-    for number, part_size in sorted(sizes):
-        if part_size <= 0 or part_size < MIN_PART_SIZE:
+    sizes = sorted(listed)
+    options = [plan_parts(size, part_size).part_size]
+    for number, listed_size in sizes:
+        options.append(listed_size)
+        if number > 1 and (size - listed_size) % (number - 1) == 0:
+            options.append((size - listed_size) // (number - 1))
+    plans: list[PartPlan] = []
+    for option in options:
+        if not MIN_PART_SIZE <= option <= MAX_PART_SIZE:
             continue
-        plan = PartPlan(size=size, part_size=part_size)
-        is_last = number == plan.count
-        if not is_last and number <= plan.count:
-            return plan
-    return None
+        plan = PartPlan(size=size, part_size=option)
+        if plan in plans or plan.count > MAX_PARTS:
+            continue
+        if all(number <= plan.count and plan.part(number).size == listed_size
+               for number, listed_size in sizes):
+            plans.append(plan)
+    return plans

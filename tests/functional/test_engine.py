@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import hashlib
 import random
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ from streamify import (
     StateStore,
     UploadCancelledError,
     UploadConfig,
+    UploadedPart,
     Uploader,
     UploadGoneError,
 )
@@ -117,7 +121,11 @@ def test_cancel_aborts_the_upload_and_forgets_it(tmp_path: Path, moto_bucket: Bu
                                                  state_dir: str) -> None:
     path = make_file(tmp_path / "v.mp4", 30 * MiB)
     uploader = _uploader(path, moto_bucket, "v.mp4", state_dir)
-    uploader.subscribe(lambda e: isinstance(e, streamify.PartDone) and uploader.cancel())
+    def cancel_on_part_done(event: streamify.Event) -> None:
+        if isinstance(event, streamify.PartDone):
+            uploader.cancel()
+
+    uploader.subscribe(cancel_on_part_done)
     with pytest.raises(UploadCancelledError, match="cancelled"):
         uploader.run()
     assert moto_bucket.open_uploads() == []
@@ -270,7 +278,11 @@ def test_a_run_that_died_after_completing_is_not_uploaded_again(
     store = StateStore(state_dir)
     first = _uploader(path, moto_bucket, "v.mp4", state_dir,
                       config=CONFIG.replace(concurrency=1))
-    first.subscribe(lambda e: isinstance(e, streamify.PartDone) and first.pause())
+    def pause_on_part_done(event: streamify.Event) -> None:
+        if isinstance(event, streamify.PartDone):
+            first.pause()
+
+    first.subscribe(pause_on_part_done)
     paused = first.run()
     assert paused.status == "paused"
     saved = store.all()[0]
@@ -293,4 +305,127 @@ def test_a_touched_but_unchanged_file_still_resumes(tmp_path: Path, moto_bucket:
     os.utime(path, (1e9, 1e9))  # same bytes, new modification time (touch, cp, rsync...)
     result = _uploader(path, moto_bucket, "v.mp4", state_dir).run()
     assert result.resumed and result.bytes_resumed > 0
+    assert _sha(moto_bucket.read("v.mp4")) == _sha(path.read_bytes())
+
+
+class RecordingSender(PartSender):
+    """Records every part PUT: its URL, headers and body's SHA-256 (a real PUT follows)."""
+
+    def __init__(self) -> None:
+        super().__init__(pool_size=4)
+        self.puts: list[tuple[SignedPart, bytes]] = []
+        self.lock = threading.Lock()
+
+    def put(self, signed: SignedPart, body: bytes,
+            on_progress: Callable[[int], None] | None = None) -> str:
+        with self.lock:
+            self.puts.append((signed, body))
+        return super().put(signed, body, on_progress)
+
+
+def test_no_state_and_only_the_last_part_in_s3_resumes_the_unchanged_file(
+        tmp_path: Path, moto_bucket: Bucket, state_dir: str) -> None:
+    # 22 MiB in 8 MiB parts; only part 3 (the last, 6 MiB) reached S3, and this machine has
+    # no state. Read as a full part, 6 MiB would mean another plan and a "changed" file.
+    path = make_file(tmp_path / "v.mp4", 22 * MiB)
+    data = path.read_bytes()
+    client = moto_bucket.client
+    upload_id = client.create_multipart_upload(Bucket=moto_bucket.name, Key="v.mp4")["UploadId"]
+    client.upload_part(Bucket=moto_bucket.name, Key="v.mp4", UploadId=upload_id, PartNumber=3,
+                       Body=data[16 * MiB:])
+    result = _uploader(path, moto_bucket, "v.mp4", state_dir,
+                       config=UploadConfig(part_size=8 * MiB)).run()
+    assert result.status == "completed" and result.resumed and result.upload_id == upload_id
+    assert (result.bytes_resumed, result.bytes_sent) == (6 * MiB, 16 * MiB)
+    assert _sha(moto_bucket.read("v.mp4")) == _sha(data)
+
+
+def test_resume_uses_the_checksum_the_upload_was_started_with(
+        tmp_path: Path, moto_bucket: Bucket, state_dir: str) -> None:
+    path = make_file(tmp_path / "v.mp4", 30 * MiB)
+    first = _uploader(path, moto_bucket, "v.mp4", state_dir,
+                      config=CONFIG.replace(checksum="sha256"))
+    _pause_at(first, 0.3)
+    assert first.run().status == "paused"
+    sender = RecordingSender()
+    result = _uploader(path, moto_bucket, "v.mp4", state_dir, sender=sender).run()  # no checksum
+    assert result.status == "completed" and result.bytes_sent > 0
+    assert sender.puts
+    for signed, body in sender.puts:
+        expected = base64.b64encode(hashlib.sha256(body).digest()).decode()
+        assert signed.headers.get("x-amz-checksum-sha256") == expected
+    head = moto_bucket.client.head_object(Bucket=moto_bucket.name, Key="v.mp4",
+                                          ChecksumMode="ENABLED")
+    assert head.get("ChecksumSHA256")
+
+
+def _opaque(etag: str) -> str:
+    return hashlib.md5(b"kms" + etag.encode()).hexdigest()
+
+
+class OpaqueETagSender(RecordingSender):
+    """Storage whose part ETags are not the MD5 of the body, as under SSE-KMS or SSE-C."""
+
+    def __init__(self, real: dict[str, str]) -> None:
+        super().__init__()
+        self.real = real
+
+    def put(self, signed: SignedPart, body: bytes,
+            on_progress: Callable[[int], None] | None = None) -> str:
+        etag = super().put(signed, body, on_progress)
+        self.real[_opaque(etag)] = etag
+        if "x-amz-checksum-sha256" in signed.headers:
+            self.real[f"sha256:{etag}"] = signed.headers["x-amz-checksum-sha256"]
+        return _opaque(etag)
+
+
+class OpaqueETagControl(S3ControlPlane):
+    """The same storage's control side: ListParts shows the opaque ETags and, as AWS does,
+    each part's SHA-256 (moto lists no checksums); completing with opaque ETags works."""
+
+    def __init__(self, endpoint: str, real: dict[str, str]) -> None:
+        super().__init__(endpoint_url=endpoint)
+        self.real = real
+
+    def list_parts(self, destination: Destination, upload_id: str) -> list[UploadedPart]:
+        parts = super().list_parts(destination, upload_id)
+        self.real.update({_opaque(p.etag): p.etag for p in parts})
+        return [dataclasses.replace(p, etag=_opaque(p.etag),
+                                    checksum=self.real.get(f"sha256:{p.etag}"))
+                for p in parts]
+
+    def complete(self, destination: Destination, upload_id: str,
+                 parts: Sequence[UploadedPart]) -> streamify.ObjectInfo:
+        return super().complete(destination, upload_id, [
+            dataclasses.replace(p, etag=self.real[p.etag]) for p in parts])
+
+
+@pytest.mark.parametrize("checksum", ["none", "sha256"])
+def test_part_etags_that_are_not_md5s_are_checked_by_checksum_or_sent_again_once(
+        tmp_path: Path, moto_bucket: Bucket, state_dir: str, checksum: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    path = make_file(tmp_path / "v.mp4", 30 * MiB)
+    config = CONFIG.replace(checksum=checksum)
+    real: dict[str, str] = {}
+
+    def uploader(sender: PartSender) -> Uploader:
+        return Uploader(path, moto_bucket.url("v.mp4"), config=config, sender=sender,
+                        control=OpaqueETagControl(moto_bucket.endpoint, real),
+                        state=StateStore(state_dir))
+
+    first = uploader(OpaqueETagSender(real))
+    _pause_at(first, 0.5)
+    paused = first.run()  # an ETag that is not the MD5 is no reason to resend a part
+    assert paused.status == "paused" and paused.bytes_sent < 30 * MiB
+    sender = OpaqueETagSender(real)
+    result = uploader(sender).run()
+    assert result.status == "completed"
+    numbers = sorted(signed.number for signed, _ in sender.puts)
+    assert numbers == sorted(set(numbers))  # every part at most once
+    if checksum == "none":  # nothing to check them by: all sent again, once, and said so
+        assert numbers == list(range(1, 7)) and result.bytes_resumed == 0
+        assert "not the MD5" in caplog.text and "SSE-KMS" in caplog.text
+    else:  # checked in place by their SHA-256
+        assert result.bytes_resumed > 0
+        assert len(numbers) == 6 - result.bytes_resumed // (5 * MiB)
     assert _sha(moto_bucket.read("v.mp4")) == _sha(path.read_bytes())

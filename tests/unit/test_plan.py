@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from streamify import ConfigError, plan_parts
-from streamify._plan import MAX_OBJECT_SIZE, MAX_PARTS, PartPlan, plan_from_part_sizes
+from streamify._plan import MAX_OBJECT_SIZE, MAX_PARTS, PartPlan, candidate_plans
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -81,16 +81,38 @@ def test_plans_cover_the_file_exactly_and_respect_limits(size: int, part_size: i
 def test_plan_is_read_back_from_listed_part_sizes() -> None:
     plan = plan_parts(100 * MiB, 16 * MiB)
     listed = [(3, 16 * MiB), (1, 16 * MiB)]
-    assert plan_from_part_sizes(100 * MiB, listed) == plan
+    assert candidate_plans(100 * MiB, listed, 8 * MiB) == [plan]
 
 
-def test_only_the_last_part_listed_does_not_tell_the_plan() -> None:
-    # 100 MiB in 16 MiB parts: the 7th part is 4 MiB and says nothing about the plan.
-    assert plan_from_part_sizes(100 * MiB, [(7, 4 * MiB)]) is None
-    assert plan_from_part_sizes(100 * MiB, []) is None
+def test_a_lone_last_part_never_sets_the_part_size() -> None:
+    # 22 MiB in 8 MiB parts: the 3rd part is the last, 6 MiB. Read as a full part it would
+    # mean 6 MiB parts; both plans are candidates, the configured one first.
+    plans = candidate_plans(22 * MiB, [(3, 6 * MiB)], 8 * MiB)
+    assert plans == [PartPlan(22 * MiB, 8 * MiB), PartPlan(22 * MiB, 6 * MiB)]
+    # Configured otherwise, the part size the last part implies is still offered.
+    assert PartPlan(22 * MiB, 8 * MiB) in candidate_plans(22 * MiB, [(3, 6 * MiB)], 16 * MiB)
+
+
+def test_no_listed_parts_gives_the_configured_plan() -> None:
+    assert candidate_plans(100 * MiB, [], 16 * MiB) == [plan_parts(100 * MiB, 16 * MiB)]
 
 
 def test_a_grown_plan_is_read_back_unchanged() -> None:
     size = MAX_PARTS * 5 * MiB + 12345
     plan = plan_parts(size, 5 * MiB)
-    assert plan_from_part_sizes(size, [(2, plan.part_size)]) == PartPlan(size, plan.part_size)
+    assert candidate_plans(size, [(2, plan.part_size)], 5 * MiB) == [plan]
+
+
+@given(size=st.integers(1, 200 * GiB), part_size=st.integers(5 * MiB, 64 * MiB),
+       preferred=st.integers(5 * MiB, 64 * MiB), data=st.data())
+def test_the_plan_that_cut_the_parts_is_always_a_candidate(size: int, part_size: int,
+                                                           preferred: int,
+                                                           data: st.DataObject) -> None:
+    plan = plan_parts(size, part_size)
+    numbers = data.draw(st.sets(st.integers(1, plan.count), max_size=5))
+    listed = [(n, plan.part(n).size) for n in numbers]
+    candidates = candidate_plans(size, listed, preferred)
+    # Some candidate puts every listed part where the original plan had it (the same bytes).
+    assert any(all(c.part(n) == plan.part(n) for n in numbers) for c in candidates)
+    for candidate in candidates:
+        assert all(candidate.part(n).size == s for n, s in listed)

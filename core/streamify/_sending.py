@@ -1,0 +1,234 @@
+"""Sending parts: sign, PUT, retry and re-sign, with progress that never double-counts.
+
+One role, shared by the file engine (:class:`~streamify.Uploader`) and the stream writer
+(:class:`~streamify.StreamWriter`): each part is signed (many workers' requests go out
+together through a :class:`BatchSigner`), PUT through one pooled :class:`PartSender`, and
+retried as ``_retry`` classifies its failure. :class:`Flow` carries pause, cancel and the
+deadline to every worker.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+
+import urllib3.exceptions
+
+from . import _events as ev
+from ._checksum import additional_checksum, md5_base64, md5_hex_from_base64
+from ._config import UploadConfig
+from ._control import ControlPlane, PartToSign, UploadedPart
+from ._destination import Destination
+from ._errors import AccessDeniedError, TransferError, UploadGoneError
+from ._plan import Part
+from ._retry import Action, PartRejected, backoff_delay, classify_status
+from ._signing import BatchSigner
+from ._throttle import Throttle
+from ._transport import PartSender
+
+__all__ = ["Flow", "PartSending", "Stopped", "Tally", "new_sender", "send_all"]
+
+
+class Stopped(Exception):
+    """A worker saw pause, cancel or the deadline (``str()`` says which)."""
+
+
+class Flow:
+    """Pause, cancel and the deadline of one upload, seen by all its workers."""
+
+    def __init__(self) -> None:
+        self.paused = False
+        self.cancelled = False
+        self.deadline_at: float | None = None
+        self._wake = threading.Event()
+
+    def start(self, deadline: float | None) -> None:
+        """A new run: forget an earlier pause (a cancel stays), start the deadline clock."""
+        self.paused = False
+        if not self.cancelled:
+            self._wake.clear()
+        self.deadline_at = None if deadline is None else time.monotonic() + deadline
+
+    def pause(self) -> None:
+        self.paused = True
+        self._wake.set()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self._wake.set()
+
+    def check(self) -> None:
+        """Raise :class:`Stopped` if the upload must stop before its next step."""
+        if self.cancelled or self.paused:
+            raise Stopped("cancel" if self.cancelled else "pause")
+        if self.deadline_at is not None and time.monotonic() > self.deadline_at:
+            raise Stopped("deadline")
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, or less if the upload is paused or cancelled meanwhile."""
+        self._wake.wait(seconds)
+
+
+class Tally:
+    """Bytes done (present, sent and in flight) and bytes sent, emitted as ``Progress``.
+
+    A failed attempt's bytes are taken back, so a retried part is never counted twice.
+    """
+
+    def __init__(self, subscribers: ev.Subscribers, *, done: int = 0, total: int = 0) -> None:
+        self._subscribers = subscribers
+        self._lock = threading.Lock()
+        self._in_flight: dict[int, int] = {}
+        self.done = done
+        self.sent = 0
+        self.total = total
+
+    def add(self, number: int, amount: int) -> None:
+        with self._lock:
+            self._in_flight[number] = self._in_flight.get(number, 0) + amount
+            self.done += amount
+            self.sent += amount
+            done, total = self.done, self.total
+        self._subscribers.emit(ev.Progress(done, total))
+
+    def settle(self, number: int) -> None:
+        """The part arrived: its bytes stay counted."""
+        with self._lock:
+            self._in_flight.pop(number, None)
+
+    def take_back(self, number: int) -> None:
+        """The attempt failed: its bytes no longer count as done."""
+        with self._lock:
+            self.done -= self._in_flight.pop(number, 0)
+
+
+def new_sender(config: UploadConfig) -> PartSender:
+    """The pooled data-path client an upload uses when none is given."""
+    throttle = Throttle(config.bwlimit) if config.bwlimit else None
+    return PartSender(pool_size=config.concurrency, connect_timeout=config.connect_timeout,
+                      read_timeout=config.read_timeout, throttle=throttle)
+
+
+class PartSending:
+    """Sends the parts of one open upload, each until it arrives or its failure is final."""
+
+    def __init__(self, *, control: ControlPlane, destination: Destination, upload_id: str,
+                 sender: PartSender, config: UploadConfig, checksum: str, flow: Flow,
+                 subscribers: ev.Subscribers, tally: Tally, source_name: str) -> None:
+        self.destination = destination
+        self._sender = sender
+        self._config = config
+        self._checksum = checksum
+        self._flow = flow
+        self._subscribers = subscribers
+        self._tally = tally
+        self._source_name = source_name
+        self.opaque_etags = False
+        """Whether storage answered a part with an ETag that is not its MD5."""
+        self._signer = BatchSigner(
+            lambda parts: control.sign_parts(destination, upload_id, parts,
+                                             expires_in=config.url_expiry),
+            linger=control.sign_linger, max_batch=config.concurrency)
+
+    def send(self, number: int, read: Callable[[], bytes]) -> UploadedPart:
+        """Send part ``number`` whose body ``read()`` returns (called again on each retry)."""
+        attempt = 0
+        resigned = False
+        where = f"part {number} of {self._source_name} to {self.destination}"
+        while True:
+            self._flow.check()
+            body = read()
+            md5 = md5_base64(body)
+            checksum = additional_checksum(self._checksum, body)
+            try:
+                signed = self._signer.sign(PartToSign(number, len(body), md5, checksum))
+                on_progress = functools.partial(self._tally.add, number)
+                etag = self._sender.put(signed, body, on_progress)
+            except PartRejected as exc:
+                action = classify_status(exc.status, exc.code)
+                reason, retry_after = str(exc), exc.retry_after
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                action, reason, retry_after = Action.RETRY, f"{type(exc).__name__}: {exc}", None
+            else:
+                # Storage checked the body against the Content-MD5 the PUT carried, so an
+                # ETag that differs is not an MD5 (SSE-KMS, SSE-C): keep it, do not resend.
+                if etag and etag != md5_hex_from_base64(md5):
+                    self.opaque_etags = True
+                self._tally.settle(number)
+                self._subscribers.emit(ev.PartDone(number, len(body)))
+                return UploadedPart(number, etag or md5_hex_from_base64(md5), len(body),
+                                    checksum)
+            del body
+            self._tally.take_back(number)
+            attempt += 1
+            if action is Action.UPLOAD_GONE:
+                raise UploadGoneError(f"{where}: the multipart upload no longer exists "
+                                      "(aborted or expired); rerun to start again")
+            if action is Action.FATAL:
+                raise TransferError(f"{where}: storage refused it: {reason}")
+            if action is Action.RESIGN:
+                if resigned:
+                    # A freshly signed URL cannot have expired: this refusal is for good.
+                    raise AccessDeniedError(
+                        f"{where}: storage refused a freshly signed URL too ({reason}); check "
+                        "the credentials and their permissions (bucket policy, KMS key)")
+                resigned = True
+            else:
+                resigned = False
+            if attempt >= self._config.max_attempts:
+                raise TransferError(f"{where}: failed {attempt} times, last: {reason}; "
+                                    "rerun the same command to resume")
+            delay = (0.0 if action is Action.RESIGN else backoff_delay(
+                attempt, base=self._config.backoff_base, cap=self._config.backoff_max,
+                retry_after=retry_after))
+            self._subscribers.emit(ev.Retrying(number, attempt, delay, f"{action.value}: {reason}"))
+            self._flow.sleep(delay)
+
+
+def send_all(sending: PartSending, todo: list[Part], read: Callable[[Part], bytes], *,
+             flow: Flow, concurrency: int) -> dict[int, UploadedPart]:
+    """Send ``todo`` through ``concurrency`` workers; return the parts that arrived.
+
+    Stops early on pause, cancel or the deadline (the parts in flight finish first); a
+    failure of any part stops the others and is raised, even one that came after a pause.
+    """
+    sent: dict[int, UploadedPart] = {}
+    if not todo:
+        return sent
+    pool = ThreadPoolExecutor(concurrency, thread_name_prefix="streamify-part")
+    futures: list[Future[UploadedPart]] = [
+        pool.submit(sending.send, part.number, functools.partial(read, part)) for part in todo]
+    try:
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+    except BaseException:
+        # Ctrl-C: take no new part; only the parts already in flight may finish.
+        _stop(flow, futures)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    if any(f.exception() is not None for f in done):
+        _stop(flow, futures)
+    pool.shutdown(wait=True)
+    finished = [f for f in futures if f.done() and not f.cancelled()]
+    for future in finished:
+        if future.exception() is None:
+            part = future.result()
+            sent[part.number] = part
+    errors = [f.exception() for f in finished if f.exception() is not None]
+    failure = next((e for e in errors if not isinstance(e, Stopped)), None)
+    if failure is not None:
+        raise failure
+    if any(str(e) == "deadline" for e in errors):
+        raise TransferError(
+            f"upload to {sending.destination} stopped at its deadline with {len(sent)} new "
+            "parts sent; rerun to resume")
+    return sent
+
+
+def _stop(flow: Flow, futures: list[Future[UploadedPart]]) -> None:
+    """Stop the workers after their current part (internally, like a pause)."""
+    flow.pause()
+    for future in futures:
+        future.cancel()
