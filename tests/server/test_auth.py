@@ -9,10 +9,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from streamify.server import hash_api_key
 
 from tests.conftest import Bucket
 from tests.server._support import MiB, assert_companion_error, assert_problem, put
-from tests.server.conftest import TOKENS, Api, running_api
+from tests.server.conftest import TOKENS, Api, running_api, service_settings
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong-key", "Bearer",
@@ -141,3 +142,102 @@ def test_browser_pages_are_served_same_origin_under_ui(moto_bucket: Bucket,
         assert page.get("/ui/missing.js").status_code == 404
         (tmp_path.parent / "outside.txt").write_text("not served")
         assert page.get("/ui/%2e%2e/outside.txt").status_code == 404
+
+
+def _session(api: Api, **headers: str) -> httpx.Response:
+    opened = api.client().post("/v1/session", headers=headers)
+    assert opened.status_code == 204, opened.text
+    return opened
+
+
+def test_rotating_a_key_revokes_the_sessions_minted_with_it(moto_bucket: Bucket) -> None:
+    settings = service_settings(moto_bucket)
+    with running_api(moto_bucket) as api:
+        cookie = _session(api).cookies["streamify_session"]
+    rotated = settings.principals[0].model_copy(
+        update={"key_sha256": hash_api_key("alice-rotated-key-0123456789")})
+    with running_api(moto_bucket) as same, running_api(
+            moto_bucket, principals=(rotated, *settings.principals[1:])) as after:
+        # Stateless: another instance with the same keys accepts the cookie...
+        assert same.client(None, cookies={"streamify_session": cookie}).get(
+            "/v1/uploads").status_code == 200
+        # ...and once the key is rotated, no instance does.
+        assert_problem(after.client(None, cookies={"streamify_session": cookie}).get(
+            "/v1/uploads"), 401, "unauthorized")
+
+
+def test_logout_removes_the_cookie_from_the_browser_only(api: Api) -> None:
+    """As documented: the service keeps no session state, so logout expires the cookie in
+    the browser; a copy taken before stays valid until it expires or the key rotates."""
+    cookie = _session(api).cookies["streamify_session"]
+    browser = api.client(None, cookies={"streamify_session": cookie})
+    closed = browser.delete("/v1/session")
+    assert closed.status_code == 204
+    removal = closed.headers["set-cookie"].lower()
+    assert "max-age=0" in removal and 'streamify_session=""' in removal
+    copy = api.client(None, cookies={"streamify_session": cookie})
+    assert copy.get("/v1/uploads").status_code == 200
+
+
+def test_session_cookies_are_secure_over_https_and_by_setting(moto_bucket: Bucket) -> None:
+    https = {"X-Forwarded-Proto": "https"}
+    with running_api(moto_bucket) as api:  # no trusted proxy: the header is ignored
+        assert "secure" not in _attributes(_session(api, **https))
+    with running_api(moto_bucket, trusted_proxies=("127.0.0.1",)) as api:
+        assert "secure" in _attributes(_session(api, **https))
+        assert "secure" not in _attributes(_session(api))
+    with running_api(moto_bucket, cookie_secure=True) as api:
+        assert "secure" in _attributes(_session(api))
+
+
+def _attributes(response: httpx.Response) -> set[str]:
+    return {a.strip().split("=")[0].lower() for a in response.headers["set-cookie"].split(";")}
+
+
+def _logged_clients(api: Api) -> list[str]:
+    return [json.loads(line)["client"] for line in api.log.splitlines()
+            if line.startswith("{") and '"/healthz"' in line]
+
+
+def test_forwarded_for_is_trusted_only_from_configured_proxies(moto_bucket: Bucket) -> None:
+    forwarded = {"X-Forwarded-For": "203.0.113.9"}
+    with running_api(moto_bucket) as api:
+        assert api.client(None).get("/healthz", headers=forwarded).status_code == 200
+        assert _logged_clients(api) == ["127.0.0.1"]
+    with running_api(moto_bucket, trusted_proxies=("127.0.0.0/8",)) as api:
+        assert api.client(None).get("/healthz", headers=forwarded).status_code == 200
+        assert _logged_clients(api) == ["203.0.113.9"]
+    with running_api(moto_bucket, trusted_proxies=("10.0.0.1",)) as api:
+        assert api.client(None).get("/healthz", headers=forwarded).status_code == 200
+        assert _logged_clients(api) == ["127.0.0.1"]
+
+
+@pytest.mark.parametrize(("headers", "allowed"), [
+    ({}, True),  # not a browser page
+    ({"Sec-Fetch-Site": "same-origin"}, True),
+    ({"Origin": "{own}"}, True),
+    ({"Origin": "{own}", "Sec-Fetch-Site": "same-origin"}, True),
+    ({"Sec-Fetch-Site": "cross-site"}, False),
+    ({"Sec-Fetch-Site": "same-site"}, False),
+    ({"Origin": "https://evil.example"}, False),
+    ({"Origin": "null"}, False),
+    ({"Origin": "https://evil.example", "Sec-Fetch-Site": "same-origin"}, False),
+])
+def test_cookie_requests_that_change_state_must_come_from_the_service_pages(
+        api: Api, headers: dict[str, str], allowed: bool) -> None:
+    cookie = _session(api).cookies["streamify_session"]
+    browser = api.client(None, cookies={"streamify_session": cookie})
+    sent = {name: value.format(own=api.url) for name, value in headers.items()}
+    created = browser.post("/s3/multipart", json={"filename": "page.mp4"}, headers=sent)
+    native = browser.post("/v1/uploads", json={"filename": "page.mp4", "size": 1},
+                          headers=sent)
+    if allowed:
+        assert (created.status_code, native.status_code) == (200, 200), created.text
+    else:
+        assert "own pages" in assert_companion_error(created, 403)
+        assert_problem(native, 403, "cross-origin")
+        assert api.bucket.open_uploads() == []
+    # Reading is never refused for its origin; a bearer key is never checked for it.
+    assert browser.get("/v1/uploads", headers=sent).status_code == 200
+    assert api.client().post("/v1/uploads", json={"filename": "key.mp4", "size": 1},
+                             headers=sent).status_code == 200

@@ -141,3 +141,55 @@ def test_new_api_keys_are_safe_on_a_command_line() -> None:
     keys = {new_api_key() for _ in range(200)}
     assert len(keys) == 200
     assert all(k.startswith("stfy_") and len(k) > 40 for k in keys)
+
+
+def test_a_session_cookie_is_revoked_by_rotating_the_key_it_was_minted_with() -> None:
+    principal = PrincipalSettings(name="alice", key_sha256=ALICE_HASH, prefix="a/")
+    settings = ServiceSettings(bucket="videos", cookie_secret=SecretStr(COOKIE_SECRET),
+                               principals=(principal,))
+    auth = Authenticator(settings)
+    alice = auth.from_token("alice-key")
+    assert alice is not None
+    cookie = auth.session_cookie(alice, now=1000)
+    assert auth.from_cookie(cookie, now=1001) == alice
+    assert ALICE_HASH not in _claims(cookie).values()
+    rotated = settings.model_copy(update={"principals": (principal.model_copy(
+        update={"key_sha256": hash_api_key("alice-new-key")}),)})
+    assert Authenticator(rotated).from_cookie(cookie, now=1001) is None
+    # Stateless: another instance with the same settings accepts the same cookie.
+    assert Authenticator(settings).from_cookie(cookie, now=1001) == alice
+
+
+def _claims(cookie: str) -> dict[str, object]:
+    import base64
+
+    payload = cookie.partition(".")[0]
+    claims: dict[str, object] = json.loads(base64.urlsafe_b64decode(
+        payload + "=" * (-len(payload) % 4)))
+    return claims
+
+
+def test_the_rate_limiter_refills_and_says_when_to_come_back() -> None:
+    from streamify.server._limits import RateLimiter
+
+    now = [0.0]
+    limiter = RateLimiter(rate=10, burst=20, clock=lambda: now[0])
+    assert limiter.take("alice", 20) == 0
+    assert limiter.take("alice") == 1  # empty: one token comes back in 0.1 s
+    assert limiter.take("bob", 5) == 0  # buckets are per principal
+    now[0] = 0.5
+    assert limiter.take("alice", 5) == 0
+    assert limiter.take("alice", 15) == 2  # nothing taken; 15 tokens need 1.5 s
+    now[0] = 2.0
+    assert limiter.take("alice", 15) == 0
+    now[0] = 100.0
+    assert limiter.take("alice", 1000) == 0  # over the burst: passes once full
+    assert limiter.take("alice", 1000) == 2
+
+
+def test_trusted_proxies_are_addresses() -> None:
+    ServiceSettings(bucket="videos", cookie_secret=SecretStr(COOKIE_SECRET),
+                    trusted_proxies=("10.0.0.0/8", "127.0.0.1", "::1"))
+    with pytest.raises(ValidationError, match="not an IP address"):
+        ServiceSettings(bucket="videos", cookie_secret=SecretStr(COOKIE_SECRET),
+                        trusted_proxies=("*",))
