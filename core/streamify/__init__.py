@@ -33,6 +33,7 @@ from ._events import (
     Resumed,
     Retrying,
     Started,
+    Verifying,
 )
 from ._filesystem import StreamifyFileSystem
 from ._housekeeping import apply_bucket_rules, collect_stale_uploads
@@ -91,6 +92,7 @@ __all__ = [
     "UploadResult",
     "UploadedPart",
     "Uploader",
+    "Verifying",
     "__version__",
     "apply_bucket_rules",
     "collect_stale_uploads",

@@ -429,3 +429,41 @@ def test_part_etags_that_are_not_md5s_are_checked_by_checksum_or_sent_again_once
         assert result.bytes_resumed > 0
         assert len(numbers) == 6 - result.bytes_resumed // (5 * MiB)
     assert _sha(moto_bucket.read("v.mp4")) == _sha(path.read_bytes())
+
+
+def test_verifying_the_parts_s3_holds_is_reported_and_can_be_paused_or_cancelled(
+        tmp_path: Path, moto_bucket: Bucket, state_dir: str) -> None:
+    path = make_file(tmp_path / "v.mp4", 40 * MiB)
+    first = _uploader(path, moto_bucket, "v.mp4", state_dir, config=CONFIG.replace(concurrency=1))
+    _pause_at(first, 0.6)
+    assert first.run().status == "paused"
+    held = sum(p["Size"] for p in moto_bucket.client.list_parts(
+        Bucket=moto_bucket.name, Key="v.mp4", UploadId=StateStore(state_dir).all()[0].upload_id
+    )["Parts"])
+
+    def stop_while_verifying(uploader: Uploader, stop: Callable[[], None]) -> list[streamify.Event]:
+        events: list[streamify.Event] = []
+
+        def on_event(event: streamify.Event) -> None:
+            events.append(event)
+            if isinstance(event, streamify.Verifying) and event.bytes_checked > 0:
+                stop()
+
+        uploader.subscribe(on_event)
+        return events
+
+    second = _uploader(path, moto_bucket, "v.mp4", state_dir, config=CONFIG.replace(concurrency=1))
+    events = stop_while_verifying(second, second.pause)
+    assert second.run().status == "paused"
+    checks = [e for e in events if isinstance(e, streamify.Verifying)]
+    assert checks[0] == streamify.Verifying(0, held)
+    assert 0 < checks[-1].bytes_checked < held  # stopped before hashing everything
+    assert not any(isinstance(e, streamify.PartDone) for e in events)
+    assert isinstance(events[-1], streamify.Paused)
+    assert len(moto_bucket.open_uploads()) == 1
+
+    third = _uploader(path, moto_bucket, "v.mp4", state_dir, config=CONFIG.replace(concurrency=1))
+    stop_while_verifying(third, third.cancel)
+    with pytest.raises(UploadCancelledError):
+        third.run()
+    assert moto_bucket.open_uploads() == [] and StateStore(state_dir).all() == []
