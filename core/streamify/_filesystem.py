@@ -316,12 +316,12 @@ class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
         if self.api_url is not None:
             info = self._api_info(path, "ls")
             return [info] if detail else [info["name"]]
-        return list(self._direct("ls").ls(path, detail=detail, **kwargs))
+        return list(self._direct("ls").ls(self._strip_protocol(path), detail=detail, **kwargs))
 
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
         if self.api_url is not None:
             return self._api_info(path, "info")
-        return dict(self._direct("info").info(path, **kwargs))
+        return dict(self._direct("info").info(self._strip_protocol(path), **kwargs))
 
     def exists(self, path: str, **kwargs: Any) -> bool:
         if self.api_url is not None:
@@ -330,15 +330,15 @@ class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
             except FileNotFoundError:
                 return False
             return True
-        return bool(self._direct("exists").exists(path, **kwargs))
+        return bool(self._direct("exists").exists(self._strip_protocol(path), **kwargs))
 
     def find(self, path: str, maxdepth: int | None = None, withdirs: bool = False,
              detail: bool = False, **kwargs: Any) -> Any:
         if self.api_url is not None:
             info = self._api_info(path, "find")
             return {info["name"]: info} if detail else [info["name"]]
-        return self._direct("find").find(path, maxdepth=maxdepth, withdirs=withdirs,
-                                         detail=detail, **kwargs)
+        return self._direct("find").find(self._strip_protocol(path), maxdepth=maxdepth,
+                                         withdirs=withdirs, detail=detail, **kwargs)
 
     def _api_info(self, path: str, operation: str) -> dict[str, Any]:
         """What the API service knows of ``path``: the object's size and ETag."""
@@ -359,46 +359,50 @@ class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
     def isdir(self, path: str) -> bool:
         if self.api_url is not None:
             return False
-        return bool(self._direct("isdir").isdir(path))
+        return bool(self._direct("isdir").isdir(self._strip_protocol(path)))
 
     def cat_file(self, path: str, start: int | None = None, end: int | None = None,
                  **kwargs: Any) -> bytes:
-        data: bytes = self._direct("cat_file").cat_file(path, start=start, end=end, **kwargs)
+        data: bytes = self._direct("cat_file").cat_file(self._strip_protocol(path), start=start,
+                                                        end=end, **kwargs)
         return data
 
     def rm_file(self, path: str) -> None:
-        self._direct("rm_file").rm_file(path)
+        self._direct("rm_file").rm_file(self._strip_protocol(path))
 
     def rm(self, path: str | list[str], recursive: bool = False,
            maxdepth: int | None = None) -> None:
-        self._direct("rm").rm(path, recursive=recursive, maxdepth=maxdepth)
+        self._direct("rm").rm(self._strip_protocol(path), recursive=recursive, maxdepth=maxdepth)
 
     def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
-        self._direct("mkdir").mkdir(path, create_parents=create_parents, **kwargs)
+        self._direct("mkdir").mkdir(self._strip_protocol(path), create_parents=create_parents,
+                                    **kwargs)
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
-        self._direct("makedirs").makedirs(path, exist_ok=exist_ok)
+        self._direct("makedirs").makedirs(self._strip_protocol(path), exist_ok=exist_ok)
 
     def rmdir(self, path: str) -> None:
-        self._direct("rmdir").rmdir(path)
+        self._direct("rmdir").rmdir(self._strip_protocol(path))
 
     def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
         """A copy inside the store (S3 CopyObject, no bytes through this machine)."""
-        self._direct("cp_file").cp_file(path1, path2, **kwargs)
+        self._direct("cp_file").cp_file(self._strip_protocol(path1),
+                                        self._strip_protocol(path2), **kwargs)
 
     def modified(self, path: str) -> Any:
-        return self._direct("modified").modified(path)
+        return self._direct("modified").modified(self._strip_protocol(path))
 
     def invalidate_cache(self, path: str | None = None) -> None:
         if self._s3 is not None:
-            self._s3.invalidate_cache(path)
+            self._s3.invalidate_cache(None if path is None else self._strip_protocol(path))
 
     def _open(self, path: str, mode: str = "rb", block_size: int | None = None,
               autocommit: bool = True, cache_options: dict[str, Any] | None = None,
               **kwargs: Any) -> Any:
         if "r" in mode:
             return self._direct("open for reading").open(
-                path, mode, block_size=block_size, cache_options=cache_options, **kwargs)
+                self._strip_protocol(path), mode, block_size=block_size,
+                cache_options=cache_options, **kwargs)
         raise NotImplementedError(f"streamify: mode {mode!r} is not supported")
 
 
