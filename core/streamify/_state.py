@@ -14,6 +14,7 @@ import json
 import os
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,8 @@ class ResumeState:
     fingerprint: Fingerprint
     checksum: str = "none"
     created_at: float = field(default_factory=time.time)
+    api_url: str | None = None
+    """The Streamify API service the upload goes through (``None``: straight to S3)."""
 
     @property
     def store_key(self) -> str:
@@ -61,6 +64,7 @@ class ResumeState:
             "fingerprint": self.fingerprint.to_json(),
             "checksum": self.checksum,
             "created_at": self.created_at,
+            "api_url": self.api_url,
         }
 
     @classmethod
@@ -74,6 +78,7 @@ class ResumeState:
             fingerprint=Fingerprint.from_json(data["fingerprint"]),
             checksum=str(data.get("checksum", "none")),
             created_at=float(data["created_at"]),
+            api_url=str(data["api_url"]) if data.get("api_url") else None,
         )
 
 
@@ -83,7 +88,11 @@ def state_key(endpoint: str, destination: Destination) -> str:
 
 
 class StateStore:
-    """Resume states in a local directory or under any fsspec URL shared by many workers."""
+    """Resume states in a local directory or under any fsspec URL shared by many workers.
+
+    Safe for many processes at once: every write goes to a uniquely named temporary that is
+    then renamed (or moved) over the document, and the writability probe is unique per call.
+    """
 
     def __init__(self, location: str | os.PathLike[str] | None = None) -> None:
         self.location = os.fspath(location) if location is not None else default_state_location()
@@ -96,7 +105,7 @@ class StateStore:
 
     def ensure_writable(self) -> None:
         """Fail early, before any upload starts, if states cannot be saved here."""
-        probe = self._path(".probe")
+        probe = self._path(f".probe-{uuid.uuid4().hex}")  # one per call: many run at once
         try:
             self._write(probe, b"{}")
             self._delete(probe)
@@ -152,9 +161,19 @@ class StateStore:
 
     def _write(self, path: str, data: bytes) -> None:
         if not self._local:
-            # Object stores replace a whole object atomically on PUT.
+            # A uniquely named temporary, then a move: a reader sees the old document or the
+            # new one, never half of one, and concurrent writers never share a temporary.
             fs, fspath = fsspec.core.url_to_fs(path)
-            fs.pipe_file(fspath, data)
+            parent, name = fspath.rsplit("/", 1)
+            fs.makedirs(parent, exist_ok=True)
+            tmp = f"{parent}/.tmp-{uuid.uuid4().hex}-{name}"
+            fs.pipe_file(tmp, data)
+            try:
+                fs.mv(tmp, fspath)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    fs.rm_file(tmp)
+                raise
             return
         directory = os.path.dirname(path)
         os.makedirs(directory, exist_ok=True)
