@@ -165,7 +165,15 @@ def abort_multipart(upload_id: UploadIdPath, key: KeyQuery, service: Service,
     return {}
 
 
-@router.get("/params")
+# Uppy sends metadata as ``metadata[name]=value``: declared so that the OpenAPI document
+# (and the fuzzing built on it) knows the shape.
+_METADATA_QUERY: dict[str, Any] = {"parameters": [{
+    "name": "metadata", "in": "query", "required": False, "style": "deepObject",
+    "explode": True, "description": "Object metadata: `metadata[name]=value`",
+    "schema": {"type": "object", "additionalProperties": {"type": "string"}}}]}
+
+
+@router.get("/params", openapi_extra=_METADATA_QUERY)
 def upload_parameters(request: Request, service: Service, principal: CurrentPrincipal,
                       filename: Annotated[str, Query(max_length=MAX_KEY_BYTES)],
                       content_type: Annotated[str, Query(alias="type", max_length=255,
