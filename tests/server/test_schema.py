@@ -54,7 +54,7 @@ def fuzz_api(moto_bucket: Bucket) -> Iterator[Api]:
 
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-def test_every_operation_answers_within_its_schema(case: schemathesis.Case,
+def test_every_operation_answers_within_its_schema(case: schemathesis.Case[Any],
                                                    fuzz_api: Api) -> None:
     response = case.call(base_url=fuzz_api.url, headers={"Authorization": f"Bearer {FUZZ_TOKEN}"})
     # uvicorn itself refuses a request line over 64 KiB, in plain text, before the app sees
@@ -68,7 +68,7 @@ metadata_schema = schema.include(path_regex=r"^/(v1/uploads|s3/multipart|s3/para
 
 @metadata_schema.parametrize()
 @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
-def test_operations_taking_metadata_answer_within_their_schema(case: schemathesis.Case,
+def test_operations_taking_metadata_answer_within_their_schema(case: schemathesis.Case[Any],
                                                                fuzz_api: Api) -> None:
     response = case.call(base_url=fuzz_api.url, headers={"Authorization": f"Bearer {FUZZ_TOKEN}"})
     assume(response.text != "Invalid HTTP request received.")
