@@ -52,6 +52,8 @@ class UploadedPart:
     etag: str
     size: int
     checksum: str | None = None
+    last_modified: float | None = field(default=None, compare=False)
+    """When S3 received it (seconds since the epoch), where the listing says."""
 
 
 @dataclass(frozen=True, slots=True)

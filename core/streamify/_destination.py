@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ._errors import DestinationError
 
 __all__ = ["Destination"]
+
+# What S3 clients accept (botocore's rule, which also lets older, looser names through);
+# anything else would fail later with a less clear message.
+_BUCKET_NAME = re.compile(r"[a-zA-Z0-9.\-_]{1,255}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +27,10 @@ class Destination:
         bucket, _, key = url[len("s3://") :].partition("/")
         if not bucket:
             raise DestinationError(f"destination {url!r} names no bucket: use s3://bucket/key")
+        if not _BUCKET_NAME.fullmatch(bucket):
+            raise DestinationError(
+                f"destination {url!r}: {bucket!r} is not a valid bucket name: S3 bucket names "
+                "are 3 to 63 lowercase letters, digits, dots and hyphens")
         return cls(bucket=bucket, key=key)
 
     @property

@@ -65,6 +65,12 @@ class HttpControlPlane:
         """The API base URL (resume states are keyed by it)."""
         return self._base
 
+    @property
+    def api_url(self) -> str:
+        """The API base URL, recorded in resume states so that ``streamify resume`` and
+        ``status`` find the service again without ``--api``."""
+        return self._base
+
     # ------------------------------------------------------------------ HTTP
     def _retry(self, idempotent: bool) -> urllib3.Retry:
         return urllib3.Retry(

@@ -176,8 +176,10 @@ class S3ControlPlane:
                 for item in page.get("Parts", []):
                     checksum = next((item[k] for k in _CHECKSUM_PARAM.values()  # type: ignore[literal-required]
                                      if k in item), None)
+                    written = item.get("LastModified")
                     parts.append(UploadedPart(item["PartNumber"], normalize_etag(item["ETag"]),
-                                              item["Size"], checksum))
+                                              item["Size"], checksum,
+                                              written.timestamp() if written else None))
                 if not page.get("IsTruncated"):
                     return parts
                 marker = int(page["NextPartNumberMarker"])

@@ -1,0 +1,146 @@
+"""The commands around uploads: ``status``, ``abort``, ``gc`` and ``setup-bucket``."""
+
+from __future__ import annotations
+
+import datetime
+import time
+
+import click
+
+from .._destination import Destination
+from .._errors import StreamifyError
+from .._housekeeping import apply_bucket_rules, collect_stale_uploads
+from .._s3control import S3ControlPlane
+from .._state import StateStore
+from .._units import format_size, parse_duration
+from .options import ControlPlanes, connection_options, refuse_token_without_api
+
+__all__ = ["abort", "gc", "setup_bucket", "status"]
+
+
+def _age(seconds_since_epoch: float) -> str:
+    age = time.time() - seconds_since_epoch
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if age >= size:
+            return f"{age / size:.1f}{unit}"
+    return f"{age:.0f}s"
+
+
+@click.command()
+@click.argument("where", required=False)
+@connection_options
+def status(where: str | None, endpoint_url: str | None, api: str | None, token: str | None,
+           state_dir: str | None) -> None:
+    """Show this machine's unfinished uploads, and the open uploads under WHERE
+    (s3://bucket/prefix) when given. Uploads made through an API service are asked about
+    there (the token from --token or STREAMIFY_TOKEN)."""
+    state = StateStore(state_dir)
+    planes = ControlPlanes(endpoint_url=endpoint_url, api=api, token=token)
+    local = state.all()
+    click.echo(f"unfinished uploads on this machine ({state.location}): {len(local)}")
+    for item in local:
+        try:
+            parts = planes.for_state(item).list_parts(item.destination, item.upload_id)
+            there = (f"{format_size(sum(p.size for p in parts))} of "
+                     f"{format_size(item.fingerprint.size)} in S3")
+        except StreamifyError as exc:
+            there = f"cannot ask S3: {exc}"
+        via = f"  via {item.api_url}" if item.api_url else ""
+        click.echo(f"  {item.destination}  from {item.source}  upload {item.upload_id}  "
+                   f"started {_age(item.created_at)} ago{via}  {there}")
+    if where is None:
+        return
+    target = Destination.parse(where)
+    known = {s.upload_id for s in local}
+    uploads = planes.default().list_uploads(target)
+    click.echo(f"open multipart uploads under {target}: {len(uploads)}")
+    for upload_ in uploads:
+        mark = " (this machine)" if upload_.upload_id in known else ""
+        click.echo(f"  {upload_.destination}  upload {upload_.upload_id}  "
+                   f"started {_age(upload_.initiated)} ago{mark}")
+
+
+@click.command()
+@click.argument("dest")
+@connection_options
+@click.option("--upload-id", help="Abort only this upload id (default: every open upload "
+              "to DEST).")
+def abort(dest: str, endpoint_url: str | None, api: str | None, token: str | None,
+          state_dir: str | None, upload_id: str | None) -> None:
+    """Abort the open upload(s) to DEST and forget their resume state."""
+    refuse_token_without_api(api)
+    target = Destination.parse(dest)
+    state = StateStore(state_dir)
+    planes = ControlPlanes(endpoint_url=endpoint_url, api=api, token=token)
+    recorded = next((s for s in state.all() if s.destination == target), None)
+    control = planes.for_state(recorded) if recorded is not None else planes.default()
+    ids = {u.upload_id for u in control.list_uploads(target) if u.destination.key == target.key}
+    if recorded is not None:
+        ids.add(recorded.upload_id)
+    if upload_id is not None:
+        ids &= {upload_id}
+    for item in sorted(ids):
+        try:
+            control.abort(target, item)
+            click.echo(f"aborted upload {item} to {target}")
+        except StreamifyError as exc:
+            click.echo(f"upload {item} to {target}: {exc}", err=True)
+    state.remove(control.endpoint, target)
+    if not ids:
+        click.echo(f"no open upload to {target}", err=True)
+
+
+@click.command()
+@click.argument("where")
+@connection_options
+@click.option("--older-than", default="7d", show_default=True,
+              help="Abort uploads started, and last written to, longer ago than this "
+                   "(7d, 12h, 90m).")
+@click.option("--all", "include_foreign", is_flag=True,
+              help="Also abort uploads Streamify did not start.")
+@click.option("--dry-run", is_flag=True, help="Only list what would be aborted.")
+def gc(where: str, endpoint_url: str | None, api: str | None, token: str | None,
+       state_dir: str | None, older_than: str, include_foreign: bool, dry_run: bool) -> None:
+    """Abort stale multipart uploads under WHERE (s3://bucket/prefix). An upload that
+    received a part within --older-than is in progress and is left alone."""
+    refuse_token_without_api(api)
+    control = ControlPlanes(endpoint_url=endpoint_url, api=api, token=token).default()
+    stale = collect_stale_uploads(control, Destination.parse(where), StateStore(state_dir),
+                                  older_than=parse_duration(older_than),
+                                  include_foreign=include_foreign, dry_run=dry_run)
+    verb = "would abort" if dry_run else "aborted"
+    for upload_ in stale:
+        started = datetime.datetime.fromtimestamp(upload_.initiated, datetime.UTC)
+        click.echo(f"{verb} {upload_.destination} upload {upload_.upload_id} "
+                   f"(started {started:%Y-%m-%d %H:%M} UTC)")
+    click.echo(f"{verb} {len(stale)} stale upload(s)", err=True)
+
+
+@click.command("setup-bucket")
+@click.argument("bucket_url")
+@click.option("--endpoint-url", envvar="STREAMIFY_ENDPOINT_URL")
+@click.option("--abort-after", default="7d", show_default=True,
+              help="Lifecycle: abort incomplete uploads after this many days.")
+@click.option("--cors-origin", "origins", multiple=True, required=True,
+              help="Web origin allowed to PUT parts from a browser, such as "
+                   "https://app.example.com (repeat for several; '*' allows any page).")
+@click.option("--create", is_flag=True, help="Create the bucket if it does not exist.")
+def setup_bucket(bucket_url: str, endpoint_url: str | None, abort_after: str,
+                 origins: tuple[str, ...], create: bool) -> None:
+    """Add the AbortIncompleteMultipartUpload lifecycle rule and the browser CORS rule;
+    the bucket's other rules are kept."""
+    bucket = Destination.parse(bucket_url).bucket
+    days = max(1, round(parse_duration(abort_after) / 86400))
+    plane = S3ControlPlane(endpoint_url=endpoint_url)
+    if create:
+        import botocore.exceptions
+
+        try:
+            plane.client.create_bucket(Bucket=bucket)
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in (
+                    "BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise
+    apply_bucket_rules(plane.client, bucket, abort_after_days=days, allowed_origins=origins)
+    click.echo(f"s3://{bucket}: incomplete uploads abort after {days} day(s); CORS allows "
+               f"{', '.join(origins)} with ETag exposed")
