@@ -289,11 +289,11 @@ class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
         first = lpath if isinstance(lpath, str) else (lpath[0] if lpath else "")
         if "://" in first and not first.startswith("file://"):
             source_fs, _ = fsspec.core.url_to_fs(first)
+            stripped = source_fs._strip_protocol(lpath)
             # Keep a trailing "/" (copy the folder's contents): stripping drops it.
-            keep = "/" if isinstance(lpath, str) and lpath.endswith("/") else ""
-            lpath = source_fs._strip_protocol(lpath)
-            if keep and not lpath.endswith("/"):
-                lpath += keep
+            if isinstance(lpath, str) and lpath.endswith("/") and not stripped.endswith("/"):
+                stripped += "/"
+            lpath = stripped
         else:
             source_fs = LocalFileSystem()
             if isinstance(lpath, str):
