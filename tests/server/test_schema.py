@@ -77,7 +77,8 @@ def test_operations_taking_metadata_answer_within_their_schema(case: schemathesi
 
 NAMES = st.one_of(st.text(max_size=140),
                   st.from_regex(r"[A-Za-z0-9_-]{1,8}[\n\r]?", fullmatch=True))
-VALUES = st.one_of(st.text(max_size=60), st.integers(), st.booleans(), st.none(), st.floats())
+VALUES = st.one_of(st.text(max_size=60), st.integers(), st.booleans(), st.none(),
+                   st.floats(allow_nan=False, allow_infinity=False))
 
 
 @given(metadata=st.dictionaries(NAMES, VALUES, max_size=4))
