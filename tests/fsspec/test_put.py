@@ -23,7 +23,7 @@ import botocore.exceptions
 import fsspec
 import pytest
 from fsspec.callbacks import Callback
-from streamify import StreamifyFileSystem
+from streamify import PartDone, StreamifyFileSystem, Uploader
 
 from tests.conftest import Bucket
 from tests.fsspec.conftest import MiB, make_fs, write_tree
@@ -181,9 +181,29 @@ def test_repeating_a_finished_put_sends_nothing_but_a_changed_file_is_sent(
     assert bucket.read("t/d2/f02.bin") == files["d2/f02.bin"]
 
 
+def test_an_upload_left_open_over_an_identical_object_is_finished_not_left_behind(
+        fs: StreamifyFileSystem, bucket: Bucket, tmp_path: Path) -> None:
+    data = os.urandom(11 * MiB)
+    (tmp_path / "clip.mp4").write_bytes(data)
+    fs.put_file(str(tmp_path / "clip.mp4"), f"{bucket.name}/clip.mp4")
+    # The same file again, interrupted after one part: its resume state names the upload.
+    again = Uploader(str(tmp_path / "clip.mp4"), bucket.url("clip.mp4"), control=fs.control,
+                     config=fs.config.replace(concurrency=1), state=fs.state)
+    again.subscribe(lambda event: again.pause() if isinstance(event, PartDone) else None)
+    assert again.run().status == "paused"
+    again.close()
+    assert len(bucket.open_uploads()) == 1
+
+    result = fs.put_file(str(tmp_path / "clip.mp4"), f"{bucket.name}/clip.mp4")
+
+    assert result is not None and result.resumed
+    assert bucket.open_uploads() == []
+    assert bucket.read("clip.mp4") == data
+
+
 PUT_SCRIPT = """
 import json, sys
-from streamify import StreamifyFileSystem
+from streamify import PartDone, StreamifyFileSystem, Uploader
 fs = StreamifyFileSystem(**json.loads(sys.argv[1]))
 fs.put(sys.argv[2], sys.argv[3], recursive=True)
 """
