@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -172,3 +173,46 @@ def test_destination_that_is_not_an_s3_url(video: Path, state: str) -> None:
     assert failure.code == 5
     assert "'media/in/holiday.mp4'" in failure.line
     assert "s3://bucket/key" in failure.line
+
+
+def test_unknown_fsspec_protocol(moto_bucket: Bucket, state: str) -> None:
+    failure = streamify("upload", "nosuch://videos/holiday.mp4", moto_bucket.url("v.mp4"),
+                        "--endpoint-url", moto_bucket.endpoint, "--state-dir", state)
+    assert failure.code == 3
+    assert "nosuch://videos/holiday.mp4" in failure.line
+    assert "unknown protocol 'nosuch'" in failure.line
+
+
+@pytest.mark.parametrize("bucket", ["Bad Bucket", "media!", "x" * 256])
+def test_invalid_bucket_name(video: Path, state: str, bucket: str) -> None:
+    failure = streamify("upload", str(video), f"s3://{bucket}/in/holiday.mp4",
+                        "--state-dir", state)
+    assert failure.code == 5
+    assert f"{bucket!r} is not a valid bucket name" in failure.line
+
+
+def test_token_without_api(moto_bucket: Bucket, video: Path, state: str) -> None:
+    failure = streamify("upload", str(video), moto_bucket.url("v.mp4"), "--endpoint-url",
+                        moto_bucket.endpoint, "--state-dir", state, "--token", "stfy_abc")
+    assert failure.code == 2
+    assert "--token is the API key for --api" in failure.line
+    assert moto_bucket.open_uploads() == []
+
+
+def test_setup_bucket_needs_an_explicit_origin(moto_bucket: Bucket) -> None:
+    failure = streamify("setup-bucket", moto_bucket.url(""), "--endpoint-url",
+                        moto_bucket.endpoint)
+    assert failure.code == 2
+    assert "--cors-origin" in failure.line
+
+
+@pytest.mark.parametrize("mode", [[], ["--local"], ["--workers", "2"]],
+                         ids=["service", "local", "workers"])
+def test_serve_on_a_busy_port(mode: list[str]) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        failure = streamify("serve", "--port", str(port), *mode, env={
+            "STREAMIFY_BUCKET": "media", "STREAMIFY_COOKIE_SECRET": "s" * 40})
+    assert failure.code == 2
+    assert f"port {port} on 127.0.0.1 is already in use" in failure.line
+    assert "--port" in failure.line

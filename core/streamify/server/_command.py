@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import sys
@@ -52,6 +53,18 @@ def _settings(config_file: str | None) -> ServiceSettings:
         raise click.ClickException(f"cannot read the settings: {exc}") from exc
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    try:
+        return bind_socket(host, port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise click.UsageError(f"port {port} on {host} is already in use: stop what "
+                                   "listens there, or choose another with --port (--port 0 "
+                                   "picks a free one)") from exc
+        raise click.UsageError(f"cannot listen on {host}:{port}: {exc.strerror}; choose "
+                               "another address with --host or --port") from exc
+
+
 def _run(app: FastAPI, sock: socket.socket) -> None:
     config = uvicorn.Config(app, log_config=LOG_CONFIG, access_log=False,
                             **server_options(app.state.settings))
@@ -83,8 +96,9 @@ def serve(host: str, port: int, workers: int, config_file: str | None, local: bo
         return
     settings = _settings(config_file)
     if workers == 1:
-        _run(create_app(settings), bind_socket(host, port))
+        _run(create_app(settings), _listen(host, port))
         return
+    _listen(host, port).close()  # uvicorn binds it again; a busy port fails here, clearly
     if config_file:
         # The worker processes rebuild the settings from the environment.
         os.environ[CONFIG_FILE_ENV] = os.path.abspath(config_file)
@@ -97,7 +111,7 @@ def _serve_local(host: str, port: int) -> None:
     token = new_api_key()
     with local_s3(host=host) as endpoint:
         settings = local_settings(s3_endpoint=endpoint, token=token)
-        sock = bind_socket(host, port)
+        sock = _listen(host, port)
         # Printed once, for the person who started it; it is never logged.
         click.echo(f"Streamify API: {socket_url(sock)}\n"
                    f"S3 endpoint:   {endpoint}\n"
