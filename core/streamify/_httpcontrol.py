@@ -76,8 +76,10 @@ class HttpControlPlane:
         return urllib3.Retry(
             total=self._retries, connect=self._retries,
             read=self._retries if idempotent else 0,
-            status=self._retries if idempotent else 0,
-            other=0, redirect=0, status_forcelist=(502, 503, 504),
+            # A 429 (rate limit) refused the request before it did anything, so even
+            # starting an upload is repeated, after the service's Retry-After.
+            status=self._retries, other=0, redirect=0,
+            status_forcelist=(429, 502, 503, 504) if idempotent else (429,),
             allowed_methods=_IDEMPOTENT,
             backoff_factor=0.25, respect_retry_after_header=True, raise_on_status=False)
 
@@ -124,8 +126,8 @@ class HttpControlPlane:
             return DestinationError(f"{where}: {detail}")
         if kind in _SIZE_PROBLEMS or status == 413:
             return ConfigError(f"{where}: the API service refused the request: {detail}")
-        if status in (502, 503, 504):
-            return EndpointError(f"{where}: the API service or its storage is unavailable "
+        if status in (429, 502, 503, 504):
+            return EndpointError(f"{where}: the API service or its storage is busy or unavailable "
                                  f"({status}: {detail}); rerun to resume")
         return StreamifyError(f"{where}: the API service answered {status}: {detail}")
 
