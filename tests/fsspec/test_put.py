@@ -108,6 +108,18 @@ def test_put_file_sends_parts_with_progress_and_reads_back(
     assert bucket.open_uploads() == []
 
 
+def test_listings_show_what_was_just_written(
+        fs: StreamifyFileSystem, bucket: Bucket, tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_bytes(b"a")
+    fs.put_file(str(tmp_path / "a.txt"), f"{bucket.name}/docs/a.txt")
+    assert fs.ls(f"{bucket.name}/docs", detail=False) == [f"{bucket.name}/docs/a.txt"]
+    # s3fs caches that listing; the engine writes behind its back and must say so.
+    fs.put_file(str(tmp_path / "a.txt"), f"{bucket.name}/docs/b.txt")
+    assert fs.ls(f"{bucket.name}/docs", detail=False) == [
+        f"{bucket.name}/docs/a.txt", f"{bucket.name}/docs/b.txt"]
+    assert fs.exists(f"{bucket.name}/docs/b.txt")
+
+
 def test_put_file_into_a_prefix_keeps_the_file_name(
         fs: StreamifyFileSystem, bucket: Bucket, tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_bytes(b"hello")
@@ -273,6 +285,46 @@ def test_a_sigkilled_put_of_20_files_repeated_sends_only_what_is_missing(
         assert resent == 6 * MiB - held, key
     new_uploads = {uid for uid, _ in rerun.parts} - {uid for uid, _ in unfinished.values()}
     assert len(new_uploads) == 20 - len(finished) - len(unfinished)
+    for relative, data in files.items():
+        assert md5(bucket.read(f"tree/{relative}")) == md5(data), relative
+    assert bucket.open_uploads() == []
+
+
+def test_ctrl_c_stops_a_put_after_the_parts_in_flight_and_a_repeat_finishes_it(
+        bucket: Bucket, proxy: WireProxy, tmp_path: Path) -> None:
+    files = write_tree(tmp_path / "tree", [16 * MiB] * 8)  # four parts each
+    options = {"endpoint_url": proxy.url, "key": os.environ["AWS_ACCESS_KEY_ID"],
+               "secret": os.environ["AWS_SECRET_ACCESS_KEY"],
+               "client_kwargs": {"region_name": "us-east-1"},
+               "state_dir": str(tmp_path / "state"), "part_size": "5MiB", "concurrency": 1,
+               "batch_size": 2}
+    source, target = str(tmp_path / "tree") + "/", f"streamify://{bucket.name}/tree/"
+    proxy.rate = 8 * MiB
+    process = subprocess.Popen([sys.executable, "-c", PUT_SCRIPT, json.dumps(options),
+                                source, target], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(_listing(bucket, "tree/")[0]) < 2:
+            assert process.poll() is None, f"put ended before Ctrl-C: {process.stderr}"
+            assert time.monotonic() < deadline, "two files were not done in 60 s"
+            time.sleep(0.05)
+        at_interrupt = proxy.counts()
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode != 0
+    assert "KeyboardInterrupt" in stderr
+    # Only the parts in flight went on (at most batch_size x concurrency of them): no new
+    # part of the files running, no file not yet started.
+    assert (proxy.counts() - at_interrupt).part_bytes <= 2 * 1 * 5 * MiB
+    finished, _ = _listing(bucket, "tree/")
+    assert len(finished) < 8
+
+    proxy.rate = None
+    make_fs(proxy.url, tmp_path / "state").put(source, target, recursive=True)
     for relative, data in files.items():
         assert md5(bucket.read(f"tree/{relative}")) == md5(data), relative
     assert bucket.open_uploads() == []
