@@ -1,0 +1,112 @@
+"""Ingest the videos under a folder (or glob, or any fsspec URL) into S3 with Streamify.
+
+Each video is one mapped task (``StreamifyUploadOperator.partial(...).expand(...)``), so
+Airflow's executor spreads them over its workers. A task that dies is retried, possibly on
+another worker, and sends only the parts S3 does not hold yet. A video already in S3 is
+verified and skipped, so a rerun uploads nothing new. At the end, a JSON manifest of the
+run (key, size, ETag, bytes sent and resumed) is written next to the videos.
+
+With the embedded emulator (``streamify serve --local``) and a connection for it (see the
+README, "Airflow"), the defaults work as they are: put videos in /tmp/streamify-videos (the system's
+temporary folder).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import fsspec
+from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
+
+from streamify_airflow import StreamifyHook, StreamifyUploadOperator, task_errors
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".m4v", ".avi", ".webm", ".mxf", ".ts", ".mpg")
+MANIFEST_NAME = "manifest.json"
+DEFAULT_SOURCE = os.path.join(tempfile.gettempdir(), "streamify-videos")
+
+log = logging.getLogger(__name__)
+
+
+@dag(
+    dag_id="streamify_video_ingestion",
+    schedule=None,
+    catchup=False,
+    tags=["streamify", "example"],
+    params={
+        "source": Param(DEFAULT_SOURCE, type="string",
+                        description="A folder, a glob (clips/*.mov) or any fsspec URL."),
+        "destination": Param("s3://streamify/videos/", type="string", pattern="^s3://.+/$",
+                             description="The S3 prefix the videos go under."),
+        "conn_id": Param("streamify_default", type="string",
+                         description="A streamify (or aws) connection."),
+    },
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=10)},
+)
+def streamify_video_ingestion() -> None:
+    @task
+    def list_videos(source: str) -> list[str]:
+        """The videos to ingest: files with a video extension in the folder or glob."""
+        fs, path = fsspec.core.url_to_fs(source)
+        if any(char in path for char in "*?["):
+            paths = fs.glob(path)
+        elif fs.isdir(path):
+            paths = fs.ls(path, detail=False)
+        else:
+            raise AirflowFailException(f"{source} is neither a folder nor a glob: give the "
+                                       "folder holding the videos, or a pattern such as "
+                                       "/data/clips/*.mp4")
+        videos = sorted(p for p in paths if p.lower().endswith(VIDEO_EXTENSIONS))
+        names = [p.rsplit("/", 1)[-1] for p in videos]
+        clashes = sorted({n for n in names if names.count(n) > 1})
+        if clashes:
+            raise AirflowFailException(f"{source} matches several videos named "
+                                       f"{', '.join(clashes)}; they would share one S3 key: "
+                                       "ingest one folder at a time")
+        local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+        return [p if local else fs.unstrip_protocol(p) for p in videos]
+
+    uploads = StreamifyUploadOperator.partial(
+        task_id="upload",
+        destination="{{ params.destination }}",
+        conn_id="{{ params.conn_id }}",
+        part_size="16MiB",
+        concurrency=4,
+        max_active_tis_per_dagrun=4,
+    ).expand(source=list_videos("{{ params.source }}"))
+
+    @task
+    def write_manifest(results: Sequence[dict[str, Any]], destination: str,
+                       conn_id: str) -> dict[str, Any]:
+        """Write what this run ingested as JSON next to the videos; return it."""
+        context = get_current_context()
+        entries = sorted(({k: r[k] for k in ("source", "key", "size", "etag", "bytes_sent",
+                                             "bytes_resumed", "skipped")} for r in results),
+                         key=lambda e: e["key"])
+        manifest = {
+            "dag_run": context["run_id"],
+            "written_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "videos": entries,
+        }
+        with tempfile.TemporaryDirectory() as folder, task_errors():
+            path = os.path.join(folder, MANIFEST_NAME)
+            with open(path, "w") as fh:
+                json.dump(manifest, fh, indent=1)
+            summary = StreamifyHook(conn_id).transfer(path, destination + MANIFEST_NAME,
+                                                      replace=True)
+        log.info("manifest of %d videos: s3://%s/%s", len(entries), summary.bucket, summary.key)
+        return manifest
+
+    # Airflow hands the task the mapped uploads' XCom values, a list of dicts, at run time.
+    write_manifest(uploads.output,  # type: ignore[arg-type]
+                   "{{ params.destination }}", "{{ params.conn_id }}")
+
+
+streamify_video_ingestion()

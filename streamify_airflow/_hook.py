@@ -1,0 +1,234 @@
+"""``StreamifyHook``: builds the control plane from an Airflow connection and runs uploads.
+
+The hook owns the connection, the control plane (created on first use, never in the
+constructor) and the resume state store. Uploading, resuming and retrying parts are the
+core's: the hook hands a source and a destination to :class:`streamify.Uploader`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
+from streamify import (
+    ConfigError,
+    ControlPlane,
+    Destination,
+    DestinationError,
+    Event,
+    HttpControlPlane,
+    ObjectInfo,
+    OpenUpload,
+    S3ControlPlane,
+    StateStore,
+    TransferError,
+    UploadConfig,
+    Uploader,
+    collect_stale_uploads,
+    plan_parts,
+)
+
+from ._provider import CONNECTION_TYPE, DEFAULT_CONN_ID
+from ._settings import ConnectionSettings
+
+__all__ = ["StreamifyHook", "TransferSummary"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransferSummary:
+    """What one upload task did; ``as_dict()`` is the operator's XCom value."""
+
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    parts: int
+    bytes_sent: int
+    """Bytes this attempt sent (parts retried included)."""
+    bytes_resumed: int
+    """Bytes S3 already held and that were verified instead of sent again."""
+    seconds: float
+    upload_id: str
+    skipped: bool
+    """The destination already held this exact source: nothing was sent."""
+    source: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class StreamifyHook(BaseHook):
+    """Streamify through the Airflow connection ``streamify_conn_id``.
+
+    A ``streamify`` connection is either ``direct`` (this worker drives S3 with
+    credentials from the AWS chain, or from the AWS connection named in its
+    ``aws_conn_id``) or ``api`` (a Streamify API service at its endpoint URL with its API
+    key). An ``aws`` connection may be named directly as well.
+    """
+
+    conn_name_attr = "streamify_conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = CONNECTION_TYPE
+    hook_name = "Streamify"
+
+    def __init__(self, streamify_conn_id: str = DEFAULT_CONN_ID) -> None:
+        super().__init__()
+        self.streamify_conn_id = streamify_conn_id
+        self._settings: ConnectionSettings | None = None
+        self._control: ControlPlane | None = None
+        self._running: Uploader | None = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ the connection
+    @property
+    def settings(self) -> ConnectionSettings:
+        """The connection's settings, read on first use."""
+        if self._settings is None:
+            try:
+                conn = self.get_connection(self.streamify_conn_id)
+            except AirflowNotFoundException as exc:
+                raise ConfigError(
+                    f"connection {self.streamify_conn_id!r} is not defined: create it (type "
+                    f"{CONNECTION_TYPE!r}) or set AIRFLOW_CONN_"
+                    f"{self.streamify_conn_id.upper()}") from exc
+            self._settings = ConnectionSettings.from_connection(conn)
+        return self._settings
+
+    def get_conn(self) -> ControlPlane:
+        """The control plane this connection describes (created once, on first use)."""
+        if self._control is None:
+            settings = self.settings
+            if settings.mode == "api":
+                assert settings.endpoint_url is not None and settings.api_key is not None
+                self._control = HttpControlPlane(settings.endpoint_url, token=settings.api_key)
+            elif settings.aws_conn_id:
+                self._control = self._through_aws_connection(settings.aws_conn_id)
+            else:
+                self._control = S3ControlPlane(endpoint_url=settings.endpoint_url,
+                                               region=settings.region)
+        return self._control
+
+    def _through_aws_connection(self, aws_conn_id: str) -> S3ControlPlane:
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+        from streamify._s3control import s3_client
+
+        aws = AwsBaseHook(aws_conn_id=aws_conn_id, client_type="s3")
+        try:
+            wrapper = aws.conn_config
+        except AirflowNotFoundException as exc:
+            raise ConfigError(
+                f"connection {self.streamify_conn_id!r} names the AWS connection "
+                f"{aws_conn_id!r}, which is not defined: create it or fix the name") from exc
+        endpoint = self.settings.endpoint_url or wrapper.get_service_endpoint_url("s3")
+        region = self.settings.region or wrapper.region_name
+        client = s3_client(endpoint_url=endpoint, region=region,
+                           session=aws.get_session(region_name=region))
+        return S3ControlPlane(client, endpoint_url=endpoint, region=region)
+
+    def state_store(self, location: str | None = None) -> StateStore:
+        """Resume hints at ``location``, else the connection's, else the core's default."""
+        return StateStore(location or self.settings.state_location)
+
+    # ------------------------------------------------------------------ uploads
+    def transfer(self, source: str, destination: str, *, config: UploadConfig | None = None,
+                 state_location: str | None = None, replace: bool = False,
+                 on_event: Callable[[Event], None] | None = None) -> TransferSummary:
+        """Upload ``source`` (a path or fsspec URL) to ``destination`` (``s3://bucket/key``,
+        or a prefix ending in ``/`` to which the source's file name is added).
+
+        An open upload to the same key is resumed, found through the state or, with no
+        state, through S3 itself. A destination that already holds exactly this source
+        is left alone; one that holds something else is refused unless ``replace``.
+        """
+        target = resolve_destination(source, destination)
+        uploader = Uploader(source, target, control=self.get_conn(),
+                            config=config or UploadConfig(),
+                            state=self.state_store(state_location))
+        started = time.monotonic()
+        with self._lock:
+            self._running = uploader
+        try:
+            existing = self.get_conn().head(target)
+            if existing is not None:
+                if is_copy_of(existing, uploader):
+                    return TransferSummary(
+                        bucket=target.bucket, key=target.key, size=existing.size,
+                        etag=existing.etag, parts=_part_count(existing.etag), bytes_sent=0,
+                        bytes_resumed=existing.size, seconds=time.monotonic() - started,
+                        upload_id="", skipped=True, source=source)
+                if not replace:
+                    raise DestinationError(
+                        f"{target} already holds a different object (size {existing.size}, "
+                        f"ETag {existing.etag}) than {source}: set replace=True to overwrite "
+                        "it, or choose another destination")
+            if on_event is not None:
+                uploader.subscribe(on_event)
+            result = uploader.run()
+            if result.status != "completed":
+                raise TransferError(f"upload of {source} to {target} stopped before it "
+                                    "finished; the parts S3 holds are kept: run the task "
+                                    "again to resume")
+        finally:
+            with self._lock:
+                self._running = None
+            uploader.close()
+        return TransferSummary(
+            bucket=target.bucket, key=target.key, size=result.size, etag=result.etag,
+            parts=result.parts, bytes_sent=result.bytes_sent,
+            bytes_resumed=result.bytes_resumed, seconds=result.seconds,
+            upload_id=result.upload_id, skipped=False, source=source)
+
+    def pause(self) -> None:
+        """Stop the running upload after its parts in flight; it stays resumable."""
+        with self._lock:
+            if self._running is not None:
+                self._running.pause()
+
+    # ------------------------------------------------------------------ housekeeping
+    def abort_abandoned(self, where: str, *, older_than: float, include_foreign: bool = False,
+                        state_location: str | None = None,
+                        dry_run: bool = False) -> list[OpenUpload]:
+        """Abort the multipart uploads under ``where`` (``s3://bucket/prefix``) started more
+        than ``older_than`` seconds ago (only Streamify's unless ``include_foreign``)."""
+        return collect_stale_uploads(self.get_conn(), Destination.parse(where),
+                                     self.state_store(state_location), older_than=older_than,
+                                     include_foreign=include_foreign, dry_run=dry_run)
+
+
+def resolve_destination(source: str, destination: str) -> Destination:
+    """``destination`` itself, or the source's file name inside it when it is a prefix."""
+    target = Destination.parse(destination)
+    if not target.is_prefix:
+        return target
+    name = source.rstrip("/").rsplit("/", 1)[-1]
+    if not name:
+        raise DestinationError(f"{destination} is a prefix and {source!r} has no file name "
+                               "to put in it: give the full s3://bucket/key")
+    return target.child(name)
+
+
+def is_copy_of(existing: ObjectInfo, uploader: Uploader) -> bool:
+    """Whether the object S3 holds is exactly the source as Streamify uploads it: same size,
+    and the multipart ETag of the source cut by the configured part plan."""
+    source = uploader.source
+    if existing.size != source.size:
+        return False
+    plan = plan_parts(source.size, uploader.config.part_size)
+    if existing.etag.rpartition("-")[2] != str(plan.count):
+        return False
+    digests = b"".join(
+        hashlib.md5(source.read(part.offset, part.size), usedforsecurity=False).digest()
+        for part in plan)
+    expected = f"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{plan.count}"
+    return existing.etag == expected
+
+
+def _part_count(etag: str) -> int:
+    count = etag.rpartition("-")[2]
+    return int(count) if count.isdigit() else 1
