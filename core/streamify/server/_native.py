@@ -99,6 +99,8 @@ class UploadedPartModel(_Model):
     etag: str
     size: int
     checksum: str | None = None
+    last_modified: float | None = None
+    """When storage received the part (seconds since the epoch), where it says."""
 
 
 class PartsResponse(_Model):
@@ -224,7 +226,8 @@ def list_parts(upload_id: UploadIdPath, key: KeyQuery, service: Service,
     destination = service.destination(principal, key=key, bucket=bucket)
     parts = service.list_parts(destination, upload_id)
     return PartsResponse(parts=[
-        UploadedPartModel(number=p.number, etag=p.etag, size=p.size, checksum=p.checksum)
+        UploadedPartModel(number=p.number, etag=p.etag, size=p.size, checksum=p.checksum,
+                          last_modified=p.last_modified)
         for p in parts])
 
 
