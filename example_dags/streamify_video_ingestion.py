@@ -48,7 +48,9 @@ log = logging.getLogger(__name__)
         "conn_id": Param("streamify_default", type="string",
                          description="A streamify (or aws) connection."),
     },
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=10)},
+    # Parts are retried inside a task already; a task retry is for a lost worker or process,
+    # and it resumes the upload, so one is enough.
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=10)},
 )
 def streamify_video_ingestion() -> None:
     @task
