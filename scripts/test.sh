@@ -4,7 +4,7 @@
 # reason printed when those are absent; .ci/run provides both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh server,dev,notebook
+bash scripts/setup.sh server,dev,notebook,airflow
 .venv/bin/ruff check .
 .venv/bin/mypy
 exec .venv/bin/pytest "$@"
