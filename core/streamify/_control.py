@@ -123,3 +123,7 @@ class ControlPlane(Protocol):
     def head(self, destination: Destination) -> ObjectInfo | None:
         """The object's size and ETag, or ``None`` when there is no such object."""
         ...
+
+    def close(self) -> None:
+        """Release its connections. Whoever made the control plane closes it."""
+        ...

@@ -218,6 +218,13 @@ class S3ControlPlane:
             self.client.abort_multipart_upload(
                 Bucket=destination.bucket, Key=destination.key, UploadId=upload_id)
 
+    def close(self) -> None:
+        """Close the client's connections; a later call makes a new client."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
     def head(self, destination: Destination) -> ObjectInfo | None:
         with self._errors("reading", destination):
             try:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 
 from ._control import PartToSign, SignedPart
+from ._errors import StreamifyError
 
 __all__ = ["BatchSigner"]
 
@@ -31,7 +32,7 @@ class BatchSigner:
     def sign(self, part: PartToSign) -> SignedPart:
         if self._linger <= 0:
             self.calls += 1
-            return self._sign([part])[0]
+            return _matched([part], self._sign([part]))[0]
         future: Future[SignedPart] = Future()
         with self._lock:
             self._pending.append((part, future))
@@ -56,10 +57,23 @@ class BatchSigner:
                 threading.Thread(target=self._lead, daemon=True).start()
         self.calls += 1
         try:
-            signed = self._sign([part for part, _ in batch])
+            signed = _matched([part for part, _ in batch],
+                              self._sign([part for part, _ in batch]))
         except BaseException as exc:
+            # Every waiter learns of the failure; none is left hanging.
             for _, future in batch:
                 future.set_exception(exc)
             return
         for (_, future), url in zip(batch, signed, strict=True):
             future.set_result(url)
+
+
+def _matched(parts: Sequence[PartToSign], signed: list[SignedPart]) -> list[SignedPart]:
+    """``signed``, checked to answer ``parts`` one for one, in order."""
+    if [s.number for s in signed] != [p.number for p in parts]:
+        raise StreamifyError(
+            f"the control plane answered {len(signed)} signed URLs (parts "
+            f"{[s.number for s in signed]}) for {len(parts)} parts "
+            f"({[p.number for p in parts]}); the service or its proxy is broken: "
+            "rerun the same command to resume")
+    return signed

@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import random
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from streamify import (
 )
 from streamify._checksum import additional_checksum
 from streamify._control import SignedPart
+from streamify._retry import PartRejected
 
 from tests.conftest import Bucket
 from tests.helpers import make_file
@@ -467,3 +469,144 @@ def test_verifying_the_parts_s3_holds_is_reported_and_can_be_paused_or_cancelled
     with pytest.raises(UploadCancelledError):
         third.run()
     assert moto_bucket.open_uploads() == [] and StateStore(state_dir).all() == []
+
+
+def test_a_failure_after_a_pause_is_raised_not_taken_for_the_pause(
+        tmp_path: Path, moto_bucket: Bucket, state_dir: str) -> None:
+    path = make_file(tmp_path / "v.mp4", 20 * MiB)
+    uploader: Uploader
+
+    class RefusedAfterPause(PartSender):
+        def put(self, signed: SignedPart, body: bytes,
+                on_progress: Callable[[int], None] | None = None) -> str:
+            if signed.number == 1:  # the user pauses; this part, still in flight, then fails
+                uploader.pause()
+                time.sleep(0.5)
+                raise PartRejected(400, "InvalidArgument", "refused")
+            return super().put(signed, body, on_progress)
+
+    uploader = _uploader(path, moto_bucket, "v.mp4", state_dir,
+                         config=CONFIG.replace(concurrency=2),
+                         sender=RefusedAfterPause(pool_size=2))
+    with pytest.raises(streamify.TransferError, match=r"part 1 .* refused"):
+        uploader.run()
+
+
+def test_cancel_before_run_sends_nothing_and_aborts_the_open_upload(
+        tmp_path: Path, moto_bucket: Bucket, state_dir: str) -> None:
+    path = make_file(tmp_path / "v.mp4", 20 * MiB)
+    fresh = _uploader(path, moto_bucket, "v.mp4", state_dir, sender=RecordingSender())
+    fresh.cancel()
+    with pytest.raises(UploadCancelledError):
+        fresh.run()
+    assert moto_bucket.open_uploads() == [] and fresh._sender.puts == []  # type: ignore[attr-defined]
+
+    first = _uploader(path, moto_bucket, "v.mp4", state_dir)
+    _pause_at(first, 0.3)
+    assert first.run().status == "paused"
+    first.cancel()  # a paused upload the user gives up on
+    with pytest.raises(UploadCancelledError):
+        first.run()
+    assert moto_bucket.open_uploads() == [] and StateStore(state_dir).all() == []
+
+
+def test_a_subscriber_that_raises_is_logged_and_the_upload_goes_on(
+        tmp_path: Path, moto_bucket: Bucket, state_dir: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    path = make_file(tmp_path / "v.mp4", 12 * MiB)
+    uploader = _uploader(path, moto_bucket, "v.mp4", state_dir)
+    events: list[streamify.Event] = []
+    uploader.subscribe(events.append)
+
+    def broken_bar(event: streamify.Event) -> None:
+        if isinstance(event, Progress):
+            raise RuntimeError("the bar broke")
+
+    uploader.subscribe(broken_bar)
+    assert uploader.run().status == "completed"
+    assert "the bar broke" in caplog.text and "upload goes on" in caplog.text
+    assert not any(isinstance(e, streamify.Failed) for e in events)
+    assert isinstance(events[-1], streamify.Completed)
+
+
+class ShortSigningControl(S3ControlPlane):
+    """A control plane (or a proxy before it) that drops the last URL of every batch."""
+
+    sign_linger = 0.05
+
+    def sign_parts(self, destination: Destination, upload_id: str,
+                   parts: Sequence[streamify.PartToSign], *,
+                   expires_in: int) -> list[SignedPart]:
+        return super().sign_parts(destination, upload_id, parts, expires_in=expires_in)[:-1]
+
+
+def test_a_control_plane_answering_too_few_urls_fails_the_waiters(
+        tmp_path: Path, moto_bucket: Bucket, state_dir: str) -> None:
+    path = make_file(tmp_path / "v.mp4", 20 * MiB)
+    uploader = Uploader(path, moto_bucket.url("v.mp4"),
+                        control=ShortSigningControl(endpoint_url=moto_bucket.endpoint),
+                        config=CONFIG, state=StateStore(state_dir))
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            uploader.run()
+        except BaseException as exc:
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "the upload hangs on a part that was never signed"
+    assert isinstance(failure[0], streamify.StreamifyError)
+    assert "signed URLs" in str(failure[0])
+
+
+class DeniedSender(RecordingSender):
+    """Storage refuses part PUTs with 403 AccessDenied: ``expired`` times, or for good."""
+
+    def __init__(self, expired: int | None) -> None:
+        super().__init__()
+        self.expired = expired
+
+    def put(self, signed: SignedPart, body: bytes,
+            on_progress: Callable[[int], None] | None = None) -> str:
+        with self.lock:
+            self.puts.append((signed, body))
+            refuse = self.expired is None or len(self.puts) <= (self.expired or 0)
+        if refuse:
+            raise PartRejected(403, "AccessDenied", "Access Denied")
+        return PartSender.put(self, signed, body, on_progress)
+
+
+def test_a_permanent_403_is_resigned_once_then_fails_as_access_denied(
+        tmp_path: Path, moto_bucket: Bucket, state_dir: str) -> None:
+    path = make_file(tmp_path / "v.mp4", 3 * MiB)
+    config = CONFIG.replace(concurrency=1, backoff_base=0.001)
+    denied = DeniedSender(expired=None)
+    with _uploader(path, moto_bucket, "v.mp4", state_dir, config=config,
+                   sender=denied) as uploader, pytest.raises(streamify.AccessDeniedError) as err:
+        uploader.run()
+    assert err.value.exit_code == 6 and "freshly signed URL" in str(err.value)
+    assert len(denied.puts) == 2  # the first URL, then one freshly signed
+
+    expired_once = DeniedSender(expired=1)  # an expired URL: signed again, then it works
+    result = _uploader(path, moto_bucket, "v.mp4", state_dir, config=config,
+                       sender=expired_once).run()
+    assert result.status == "completed" and len(expired_once.puts) == 2
+
+
+def test_uploader_and_control_plane_close_their_connections(
+        tmp_path: Path, moto_bucket: Bucket, state_dir: str) -> None:
+    path = make_file(tmp_path / "v.mp4", MiB)
+    plane = S3ControlPlane(endpoint_url=moto_bucket.endpoint)
+    with Uploader(path, moto_bucket.url("v.mp4"), control=plane, config=CONFIG,
+                  state=StateStore(state_dir)) as uploader:
+        assert uploader.run().status == "completed"
+    with pytest.raises(streamify.SourceError, match="Bad file descriptor"):  # closed too
+        uploader.source.read(0, 1)
+    client = plane.client
+    plane.close()
+    assert plane.client is not client  # closed; a later call gets a new client
+    assert plane.head(Destination(moto_bucket.name, "v.mp4")) is not None
+    plane.close()
