@@ -239,7 +239,8 @@ class BrowserUpload {
     this.set({
       status: "completed", bytes_done: answer.size, bytes_per_second: 0, seconds_left: null,
       parts_sent: this.sentParts,
-      detail: `uploaded ${formatBytes(answer.size)} to s3://${this.bucket()}/${this.opened.key}`,
+      detail: `uploaded ${formatBytes(answer.size)} to s3://${this.bucket()}/${this.opened.key}: ` +
+        `${this.sentParts} parts sent from this page, ${this.model.get("parts_resumed")} were already in S3`,
     });
   }
 

@@ -1,0 +1,379 @@
+"""The widgets in a real JupyterLab 4 and Notebook 7, in headless Chromium, against Ceph radosgw.
+
+``Uploader``: a 64 MiB file the kernel reads; pause holds the bar, resume finishes; a
+kernel restart mid-upload and a re-run of the cell resume without re-sending the parts S3
+already holds (bytes per part counted on the wire by a proxy in front of radosgw).
+
+``BrowserUploader``: a 64 MiB file chosen through the page's file input; the page is
+reloaded mid-upload, the same file chosen again, and the upload resumes with only the
+missing parts (every PUT the page makes is counted); the kernel's memory does not grow by
+the file's size, since the bytes go from the browser straight to S3.
+
+Screenshots of both widgets (mid-upload and finished) are written to ``docs/`` (the
+README shows them, when ``STREAMIFY_UPDATE_DOCS=1``) and to the test's folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from streamify import apply_bucket_rules
+
+from tests.conftest import Bucket
+from tests.helpers import make_file
+from tests.notebook._jupyter import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    JupyterServer,
+    NotebookPage,
+    write_notebook,
+)
+from tests.reals3._proxy import CountingProxy
+
+pytestmark = [pytest.mark.browser, pytest.mark.reals3]
+
+MiB = 1024 * 1024
+FILE_SIZE = 64 * MiB
+PART_SIZE = 8 * MiB
+PARTS = FILE_SIZE // PART_SIZE
+DOCS = Path(__file__).parents[2] / "docs"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium, driven by Playwright (never a downloaded browser)."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"browser tier skipped: {CHROMIUM} is missing "
+                    "(install the Debian package: apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                              args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def jupyter(tmp_path: Path, real_bucket: Bucket) -> Iterator[JupyterServer]:
+    """JupyterLab (and Notebook 7) whose kernels reach radosgw; the bucket's CORS rule
+    allows the server's origin."""
+    root = tmp_path / "root"
+    root.mkdir()
+    env = {"STREAMIFY_STATE_DIR": str(tmp_path / "state"),
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    for server in JupyterServer.start(root, env, tmp_path / "jupyter.log"):
+        apply_bucket_rules(real_bucket.client, real_bucket.name, allowed_origins=[server.url])
+        yield server
+
+
+@pytest.fixture
+def page(browser: Any, tmp_path: Path) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1100, "height": 800})
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def sha256_of_object(bucket: Bucket, key: str) -> str:
+    digest = hashlib.sha256()
+    body = bucket.client.get_object(Bucket=bucket.name, Key=key)["Body"]
+    for chunk in iter(lambda: body.read(MiB), b""):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        for chunk in iter(lambda: source.read(MiB), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def screenshot(widget: Any, name: str, tmp_path: Path) -> None:
+    """Keep a screenshot as a test artifact; with ``STREAMIFY_UPDATE_DOCS=1`` also as the
+    README's picture in ``docs/``."""
+    time.sleep(0.4)  # let the bar's width transition end
+    image = widget.screenshot()
+    (tmp_path / name).write_bytes(image)
+    if os.environ.get("STREAMIFY_UPDATE_DOCS") == "1":
+        (DOCS / name).write_bytes(image)
+
+
+def parts_in_s3(bucket: Bucket, key: str) -> dict[int, int]:
+    """Part number -> size of the one open upload to ``key`` (empty when there is none)."""
+    uploads = [u for u in bucket.open_uploads() if u["Key"] == key]
+    if not uploads:
+        return {}
+    listed = bucket.client.list_parts(Bucket=bucket.name, Key=key,
+                                      UploadId=uploads[0]["UploadId"])
+    return {p["PartNumber"]: p["Size"] for p in listed.get("Parts", [])}
+
+
+def wait_until(page: Any, condition: Any, timeout: float = 120.0) -> None:
+    """Poll ``condition``; waiting through the page lets Playwright deliver its events."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        page.wait_for_timeout(100)
+
+
+def kernel_cell(key: str, endpoint: str, bucket: Bucket) -> str:
+    return ("from streamify_notebook import Uploader\n"
+            f"w = Uploader('big.bin', 's3://{bucket.name}/{key}', endpoint_url='{endpoint}',\n"
+            "             part_size='8MiB', concurrency=2, bwlimit='12MiB')\n"
+            "w")
+
+
+def test_uploader_pauses_resumes_and_finishes_in_jupyterlab(
+        jupyter: JupyterServer, page: Any, real_bucket: Bucket, tmp_path: Path) -> None:
+    source = make_file(jupyter.root / "big.bin", FILE_SIZE, seed=1)
+    name = write_notebook(jupyter.root / "kernel.ipynb",
+                          [kernel_cell("kernel/big.bin", real_bucket.endpoint, real_bucket)])
+    notebook = NotebookPage(page, jupyter, name, "lab")
+    notebook.open()
+    notebook.run_all()
+    widget = notebook.widget()
+    widget.locator(".streamify-start").click()
+    notebook.wait_for_bytes(widget, 2 * PART_SIZE)
+    screenshot(widget, "notebook-uploader-uploading.png", tmp_path)
+    widget.locator(".streamify-pause").click()
+    assert notebook.wait_for_status(widget, "paused", "completed") == "paused"
+    held = int(widget.get_attribute("data-bytes-done"))
+    bar = widget.locator(".streamify-fill").evaluate("el => el.style.width")
+    in_s3 = parts_in_s3(real_bucket, "kernel/big.bin")
+    time.sleep(2)
+    assert int(widget.get_attribute("data-bytes-done")) == held < FILE_SIZE
+    assert widget.locator(".streamify-fill").evaluate("el => el.style.width") == bar
+    assert parts_in_s3(real_bucket, "kernel/big.bin") == in_s3, "parts went on while paused"
+    assert "paused at" in widget.locator(".streamify-detail").inner_text()
+
+    widget.locator(".streamify-resume").click()
+    notebook.wait_for_status(widget, "completed")
+    assert int(widget.get_attribute("data-bytes-done")) == FILE_SIZE
+    assert "64.0 MiB of 64.0 MiB (100%)" in widget.locator(".streamify-numbers").inner_text()
+    screenshot(widget, "notebook-uploader-finished.png", tmp_path)
+    assert sha256_of_object(real_bucket, "kernel/big.bin") == sha256_of_file(source)
+
+
+def test_uploader_resumes_after_a_kernel_restart_in_jupyterlab(
+        jupyter: JupyterServer, page: Any, real_bucket: Bucket, tmp_path: Path) -> None:
+    source = make_file(jupyter.root / "big.bin", FILE_SIZE, seed=2)
+    key = "kernel/restart.bin"
+    proxy = CountingProxy(real_bucket.endpoint)
+    try:
+        name = write_notebook(jupyter.root / "restart.ipynb",
+                              [kernel_cell(key, proxy.url, real_bucket)])
+        notebook = NotebookPage(page, jupyter, name, "lab")
+        notebook.open()
+        notebook.run_all()
+        notebook.widget().locator(".streamify-start").click()
+        wait_until(page, lambda: len(parts_in_s3(real_bucket, key)) >= 3)
+        old_kernel = jupyter.kernel_process(name).pid
+        notebook.restart_kernel()
+        time.sleep(1)  # parts cut off by the restart never complete
+        held = parts_in_s3(real_bucket, key)
+        assert 3 <= len(held) < PARTS
+        upload_id = real_bucket.open_uploads()[0]["UploadId"]
+        before = proxy.part_bytes(upload_id)
+
+        notebook.wait_for_kernel_idle()
+        assert jupyter.kernel_process(name).pid != old_kernel, "the kernel did not restart"
+        notebook.run_all()
+        widget = notebook.widget()
+        page.wait_for_function("(el) => el.dataset.status === 'ready'",
+                               arg=widget.element_handle())
+        widget.locator(".streamify-start").click()
+        notebook.wait_for_status(widget, "completed", "failed")
+        assert widget.locator(".streamify-error").inner_text() == ""
+        after = proxy.part_bytes(upload_id)
+        for number in held:
+            assert after[number] == before[number], f"part {number} was sent again"
+        assert sorted(after) == list(range(1, PARTS + 1))
+        detail_lines = widget.locator(".streamify-detail").inner_text()
+        assert "were already in S3" in detail_lines
+        assert sha256_of_object(real_bucket, key) == sha256_of_file(source)
+    finally:
+        proxy.close()
+
+
+def browser_cell(bucket: Bucket, bwlimit: str | None = "'6MiB'") -> str:
+    return ("from streamify_notebook import BrowserUploader\n"
+            f"b = BrowserUploader('s3://{bucket.name}/browser/',\n"
+            f"                    endpoint_url='{bucket.endpoint}', part_size='8MiB',\n"
+            f"                    concurrency=2, bwlimit={bwlimit})\n"
+            "b")
+
+
+class PartPuts:
+    """Every part PUT the page makes, and which of them S3 answered with 200."""
+
+    def __init__(self, page: Any) -> None:
+        self.started: list[int] = []
+        self.finished: list[int] = []
+        page.on("request", self._request)
+        page.on("requestfinished", self._finished)
+
+    @staticmethod
+    def _part(request: Any) -> int | None:
+        if request.method != "PUT":
+            return None
+        query = parse_qs(urlsplit(request.url).query)
+        return int(query["partNumber"][0]) if "partNumber" in query else None
+
+    def _request(self, request: Any) -> None:
+        number = self._part(request)
+        if number is not None:
+            self.started.append(number)
+
+    def _finished(self, request: Any) -> None:
+        number = self._part(request)
+        response = request.response()
+        if number is not None and response is not None and response.status == 200:
+            self.finished.append(number)
+
+
+class KernelMemory:
+    """The kernel's resident memory: the most it grew above the start of each phase."""
+
+    def __init__(self, process: Any) -> None:
+        self.process = process
+        self.baseline = 0
+        self.growth = 0
+
+    def start_phase(self) -> None:
+        self.baseline = self.process.memory_info().rss
+
+    def sample(self) -> bool:
+        self.growth = max(self.growth, self.process.memory_info().rss - self.baseline)
+        return True
+
+
+def test_browser_uploader_resumes_after_a_page_reload_in_jupyterlab(
+        jupyter: JupyterServer, page: Any, real_bucket: Bucket, tmp_path: Path) -> None:
+    source = make_file(tmp_path / "clip.mov", FILE_SIZE, seed=3)
+    key = "browser/clip.mov"
+    name = write_notebook(jupyter.root / "browser.ipynb", [browser_cell(real_bucket)])
+    notebook = NotebookPage(page, jupyter, name, "lab")
+    notebook.open()
+    notebook.run_all()
+    widget = notebook.widget()
+    kernel = KernelMemory(jupyter.kernel_process(name))
+    puts = PartPuts(page)
+    frames: list[int] = []
+    page.on("websocket", lambda socket: socket.on(
+        "framesent", lambda payload: frames.append(len(payload))))
+    widget.locator("input[type=file]").set_input_files(str(source))
+    wait_until(page, lambda: len(puts.finished) >= 1)
+    kernel.start_phase()  # the kernel has made its S3 client by now
+    wait_until(page, lambda: kernel.sample() and int(widget.get_attribute("data-bytes-done"))
+               >= 2 * PART_SIZE)
+    screenshot(widget, "notebook-browser-uploading.png", tmp_path)
+    wait_until(page, lambda: kernel.sample() and len(set(puts.finished)) >= 3)
+    assert widget.get_attribute("data-status") == "uploading"
+    page.reload()
+    before_reload = set(puts.finished)
+    started_before = len(puts.started)
+
+    notebook.open()
+    notebook.run_all()
+    widget = notebook.widget()
+    widget.locator("input[type=file]").set_input_files(str(source))
+    wait_until(page, lambda: len(puts.finished) > len(before_reload))
+    kernel.start_phase()  # the re-run cell made a new widget and S3 client
+    wait_until(page, lambda: kernel.sample() and widget.get_attribute("data-status")
+               in ("completed", "failed"))
+    assert widget.locator(".streamify-error").inner_text() == ""
+    resent = puts.started[started_before:]
+    assert not set(resent) & before_reload, f"parts {set(resent) & before_reload} sent again"
+    assert before_reload | set(resent) == set(range(1, PARTS + 1))
+    assert len(resent) <= PARTS - len(before_reload) + 2  # parts cut by the reload may repeat
+    assert int(widget.get_attribute("data-bytes-done")) == FILE_SIZE
+    detail = widget.locator(".streamify-detail").inner_text()
+    counts = re.search(r"(\d+) parts sent from this page, (\d+) were already in S3", detail)
+    assert counts, detail
+    sent, resumed = int(counts[1]), int(counts[2])
+    assert sent + resumed == PARTS and resumed >= len(before_reload)
+    assert sent == len(set(resent))
+    screenshot(widget, "notebook-browser-finished.png", tmp_path)
+    assert sha256_of_object(real_bucket, key) == sha256_of_file(source)
+    assert kernel.growth < PART_SIZE, f"kernel grew by {kernel.growth / MiB:.0f} MiB"
+    assert frames and max(frames) < 64 * 1024, "file bytes went over the kernel's websocket"
+    assert sum(frames) < MiB
+    assert real_bucket.open_uploads() == []
+    assert re.search(r"64\.0 MiB of 64\.0 MiB", widget.locator(".streamify-numbers").inner_text())
+
+
+def test_both_widgets_work_in_notebook_7(
+        jupyter: JupyterServer, page: Any, real_bucket: Bucket, tmp_path: Path) -> None:
+    make_file(jupyter.root / "big.bin", 16 * MiB, seed=4)
+    source = make_file(tmp_path / "small.mov", 20 * MiB, seed=5)
+    name = write_notebook(jupyter.root / "nb7.ipynb", [
+        kernel_cell("nb7/big.bin", real_bucket.endpoint, real_bucket).replace(
+            "bwlimit='12MiB'", "bwlimit=None"),
+        browser_cell(real_bucket, bwlimit=None),
+    ])
+    notebook = NotebookPage(page, jupyter, name, "notebook")
+    notebook.open()
+    notebook.run_all()
+    kernel_widget, browser_widget = notebook.widget(0), notebook.widget(1)
+    kernel_widget.locator(".streamify-start").click()
+    browser_widget.locator("input[type=file]").set_input_files(str(source))
+    assert notebook.wait_for_status(kernel_widget, "completed", "failed") == "completed"
+    assert notebook.wait_for_status(browser_widget, "completed", "failed") == "completed"
+    assert real_bucket.read("nb7/big.bin") == (jupyter.root / "big.bin").read_bytes()
+    assert sha256_of_object(real_bucket, "browser/small.mov") == sha256_of_file(source)
+
+
+CONTRAST = """(root) => {
+    const rgb = (text) => text.match(/[\\d.]+/g).map(Number);
+    const background = (el) => {
+        for (; el; el = el.parentElement) {
+            const [r, g, b, a] = rgb(getComputedStyle(el).backgroundColor);
+            if (a === undefined || a > 0) return [r, g, b];
+        }
+        return [255, 255, 255];
+    };
+    const luminance = ([r, g, b]) => {
+        const lin = (c) => (c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+        return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+    };
+    const selector = '.streamify-numbers, .streamify-detail, .streamify-error, label > span, '
+        + 'input[type=text], button:not(:disabled)';
+    return [...root.querySelectorAll(selector)].filter((el) => el.textContent || el.value)
+        .map((el) => {
+            const [l1, l2] = [luminance(rgb(getComputedStyle(el).color)),
+                              luminance(background(el))].sort((a, b) => b - a);
+            return [el.className || el.tagName, (l1 + 0.05) / (l2 + 0.05)];
+        });
+}"""
+
+
+def test_a_dark_theme_keeps_the_widgets_readable(
+        jupyter: JupyterServer, page: Any, real_bucket: Bucket, tmp_path: Path) -> None:
+    make_file(jupyter.root / "big.bin", 8 * MiB, seed=6)
+    name = write_notebook(jupyter.root / "dark.ipynb", [
+        kernel_cell("dark/big.bin", real_bucket.endpoint, real_bucket),
+        "w.start(); w.wait(60); print(w.status)"])
+    notebook = NotebookPage(page, jupyter, name, "lab")
+    notebook.open()
+    page.evaluate("() => window.jupyterapp.commands.execute("
+                  "'apputils:change-theme', {theme: 'JupyterLab Dark'})")
+    page.wait_for_function("document.body.dataset.jpThemeLight === 'false'")
+    notebook.run_all()
+    widget = notebook.widget()
+    notebook.wait_for_status(widget, "completed")
+    ratios = widget.evaluate(CONTRAST)
+    assert len(ratios) >= 5, ratios
+    for what, ratio in ratios:
+        assert ratio >= 4.5, f"{what} has a contrast of {ratio:.1f} on the dark theme"
+    screenshot(widget, "notebook-uploader-dark.png", tmp_path)
