@@ -218,13 +218,20 @@ def test_gc_leaves_uploads_in_progress_alone(tmp_path: Path, moto_bucket: Bucket
     moto_bucket.client.upload_part(Bucket=moto_bucket.name, Key="other/busy.bin",
                                    UploadId=busy, PartNumber=1, Body=b"x" * 1024)
     idle = _open_upload(moto_bucket, "other/idle.bin")  # no part: nothing says it is alive
+    # Ours, started a moment ago and no part sent yet: only our own record says it is new.
+    starting = _open_upload(moto_bucket, "new.bin")
+    api.StateStore(state_dir).save(api.ResumeState(
+        endpoint=moto_bucket.endpoint, destination=api.Destination(moto_bucket.name, "new.bin"),
+        upload_id=starting, part_size=8 * MiB, source=str(tmp_path / "new.bin"),
+        fingerprint=api.Fingerprint(size=1, version="1", edges_sha256="0" * 64)))
     gc = streamify("gc", moto_bucket.url(""), "--older-than", "1h", "--all",
                    "--endpoint-url", moto_bucket.endpoint, state_dir=state_dir)
     assert gc.returncode == 0, gc.stderr
     assert "aborted 1 stale upload(s)" in gc.stderr
     assert idle in gc.stdout
-    assert sorted(u["Key"] for u in moto_bucket.open_uploads()) == ["other/busy.bin", "v.bin"]
-    assert len(api.StateStore(state_dir).all()) == 1
+    assert sorted(u["Key"] for u in moto_bucket.open_uploads()) == [
+        "new.bin", "other/busy.bin", "v.bin"]
+    assert len(api.StateStore(state_dir).all()) == 2
 
 
 def test_setup_bucket_applies_lifecycle_and_cors(moto_bucket: Bucket, state_dir: str) -> None:
