@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ._errors import ConfigError
 from ._units import parse_size
@@ -25,7 +25,8 @@ class UploadConfig:
     """How an upload runs. Frozen and validated; build a variant with ``replace(...)``.
 
     ``part_size`` is the preferred size; it grows for files that would otherwise need more
-    than 10,000 parts. Peak memory is about ``concurrency * part_size``.
+    than 10,000 parts. Peak memory is about ``concurrency * part_size``. Sizes
+    (``part_size``, ``bwlimit``) are bytes or strings such as ``"16MiB"``.
     """
 
     part_size: int = 8 * MiB
@@ -47,26 +48,46 @@ class UploadConfig:
     """What to do when the open upload was aborted behind our back: start afresh or fail."""
     content_type: str = "application/octet-stream"
 
+    if TYPE_CHECKING:
+        # Sizes may be given as strings ("16MiB"); they are stored as bytes.
+        def __init__(self, *, part_size: int | str = ..., concurrency: int = ...,
+                     checksum: ChecksumName = ..., bwlimit: int | str | None = ...,
+                     max_attempts: int = ..., deadline: float | None = ...,
+                     backoff_base: float = ..., backoff_max: float = ...,
+                     connect_timeout: float = ..., read_timeout: float = ...,
+                     url_expiry: int = ..., on_upload_gone: OnUploadGone = ...,
+                     content_type: str = ...) -> None: ...
+
     def __post_init__(self) -> None:
+        for name in ("part_size", "bwlimit"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                try:
+                    object.__setattr__(self, name, parse_size(value))
+                except ConfigError as exc:
+                    raise ConfigError(f"{name}: {exc}", parameter=name) from None
         if self.part_size < MIN_PART_SIZE or self.part_size > MAX_PART_SIZE:
             raise ConfigError(
-                f"part size {self.part_size} bytes is outside S3's limits: "
-                "use 5MiB to 5GiB, for example --part-size 8MiB"
-            )
+                f"part_size {self.part_size} bytes is outside S3's limits: use 5MiB to 5GiB, "
+                'for example part_size="8MiB"', parameter="part_size")
         if not 1 <= self.concurrency <= 64:
-            raise ConfigError(f"concurrency {self.concurrency} must be between 1 and 64")
+            raise ConfigError(f"concurrency {self.concurrency} must be between 1 and 64",
+                              parameter="concurrency")
         if self.checksum not in _CHECKSUMS:
             raise ConfigError(
-                f"unknown checksum {self.checksum!r}: choose one of {', '.join(_CHECKSUMS)}"
-            )
+                f"unknown checksum {self.checksum!r}: choose one of {', '.join(_CHECKSUMS)}",
+                parameter="checksum")
         if self.bwlimit is not None and self.bwlimit < 64 * 1024:
-            raise ConfigError(f"bandwidth limit {self.bwlimit} B/s is below the 64KiB/s minimum")
+            raise ConfigError(f"bwlimit {self.bwlimit} B/s is below the 64KiB/s minimum",
+                              parameter="bwlimit")
         if self.max_attempts < 1:
-            raise ConfigError("max_attempts must be at least 1")
+            raise ConfigError("max_attempts must be at least 1", parameter="max_attempts")
         if self.on_upload_gone not in ("restart", "fail"):
-            raise ConfigError("on_upload_gone must be 'restart' or 'fail'")
+            raise ConfigError("on_upload_gone must be 'restart' or 'fail'",
+                              parameter="on_upload_gone")
         if not 1 <= self.url_expiry <= 7 * 86400:
-            raise ConfigError("url_expiry must be between 1 second and 7 days")
+            raise ConfigError("url_expiry must be between 1 second and 7 days",
+                              parameter="url_expiry")
 
     @classmethod
     def from_options(cls, **options: object) -> UploadConfig:
@@ -76,9 +97,6 @@ class UploadConfig:
         if unknown:
             raise ConfigError(f"unknown upload option(s): {', '.join(unknown)}")
         values = {k: v for k, v in options.items() if v is not None}
-        for name in ("part_size", "bwlimit"):
-            if name in values:
-                values[name] = parse_size(values[name])  # type: ignore[arg-type]
         return cls(**values)  # type: ignore[arg-type]
 
     def replace(self, **changes: object) -> UploadConfig:

@@ -44,9 +44,16 @@ class StreamifyError(Exception):
 
 
 class ConfigError(StreamifyError, ValueError):
-    """An option has a value Streamify cannot use."""
+    """An option has a value Streamify cannot use.
+
+    ``parameter`` names the option (``"part_size"``) when one is to blame, so a front end
+    can point at its own spelling of it (a CLI flag, a form field)."""
 
     exit_code = 2
+
+    def __init__(self, message: str, *, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.parameter = parameter
 
 
 class SourceError(StreamifyError):

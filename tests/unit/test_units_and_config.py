@@ -45,6 +45,23 @@ def test_config_accepts_size_strings() -> None:
     config = UploadConfig.from_options(part_size="16MiB", bwlimit="10MB", concurrency=2)
     assert config.part_size == 16 * MiB
     assert config.bwlimit == 10_000_000
+    direct = UploadConfig(part_size="16MiB", bwlimit="10MB", concurrency=2)  # as upload() does
+    assert direct == config
+    assert direct.replace(concurrency=3).part_size == 16 * MiB
+
+
+@pytest.mark.parametrize(("options", "parameter", "message"), [
+    ({"part_size": "3MiB"}, "part_size", r'part_size 3145728 bytes .* part_size="8MiB"'),
+    ({"part_size": "lots"}, "part_size", "part_size: cannot read size 'lots'"),
+    ({"bwlimit": "1KiB"}, "bwlimit", "bwlimit 1024 B/s"),
+    ({"concurrency": 99}, "concurrency", "concurrency 99"),
+])
+def test_errors_from_python_name_the_parameter_not_a_cli_flag(
+        options: dict[str, object], parameter: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as err:
+        UploadConfig(**options)  # type: ignore[arg-type]
+    assert err.value.parameter == parameter
+    assert "--" not in str(err.value)
 
 
 @pytest.mark.parametrize(("options", "message"), [
@@ -65,4 +82,4 @@ def test_config_is_frozen_and_keyword_only() -> None:
     with pytest.raises(AttributeError):
         config.part_size = 1  # type: ignore[misc]
     with pytest.raises(TypeError):
-        UploadConfig(8 * MiB)  # type: ignore[misc]
+        UploadConfig(8 * MiB)  # type: ignore[call-arg]
