@@ -102,6 +102,4 @@ class ControlPlanes:
 
     def close(self) -> None:
         for plane in self._made.values():
-            close = getattr(plane, "close", None)
-            if close is not None:
-                close()
+            plane.close()
