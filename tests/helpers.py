@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import random
+import threading
+import zlib
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from streamify import PartSender, SignedPart
 
 
 def make_file(path: Any, size: int, seed: int = 0) -> Any:
@@ -19,3 +27,38 @@ def make_file(path: Any, size: int, seed: int = 0) -> Any:
             written += len(chunk)
             counter += 1
     return path
+
+
+class RecordingSender(PartSender):
+    """A real data-path client that also records every part PUT: its signed URL and
+    headers, and its body."""
+
+    def __init__(self, pool_size: int = 4) -> None:
+        super().__init__(pool_size=pool_size)
+        self.puts: list[tuple[SignedPart, bytes]] = []
+        self.lock = threading.Lock()
+
+    def put(self, signed: SignedPart, body: bytes,
+            on_progress: Callable[[int], None] | None = None) -> str:
+        with self.lock:
+            self.puts.append((signed, body))
+        return super().put(signed, body, on_progress)
+
+
+def assert_checksums_signed_and_sent(puts: list[tuple[SignedPart, bytes]],
+                                     algorithm: str) -> None:
+    """Every PUT carried the body's ``algorithm`` checksum, computed here independently,
+    as a header that is signed into its URL (so storage that checks it refuses a mismatch,
+    and no one can swap it). Servers that recompute (moto) or ignore (radosgw) the header
+    cannot show a wrong value; this can."""
+    digests: dict[str, Callable[[bytes], bytes]] = {
+        "sha256": lambda b: hashlib.sha256(b).digest(),
+        "sha1": lambda b: hashlib.sha1(b).digest(),
+        "crc32": lambda b: zlib.crc32(b).to_bytes(4, "big"),
+    }
+    header = f"x-amz-checksum-{algorithm}"
+    assert puts, "no part was sent"
+    for signed, body in puts:
+        assert signed.headers.get(header) == base64.b64encode(digests[algorithm](body)).decode()
+        query = parse_qs(urlsplit(signed.url).query)
+        assert header in query["X-Amz-SignedHeaders"][0].split(";"), signed.url

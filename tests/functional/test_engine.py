@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import hashlib
 import random
@@ -27,12 +26,11 @@ from streamify import (
     Uploader,
     UploadGoneError,
 )
-from streamify._checksum import additional_checksum
 from streamify._control import SignedPart
 from streamify._retry import PartRejected
 
 from tests.conftest import Bucket
-from tests.helpers import make_file
+from tests.helpers import RecordingSender, assert_checksums_signed_and_sent, make_file
 
 MiB = 1024 * 1024
 CONFIG = UploadConfig(part_size=5 * MiB, concurrency=3)
@@ -245,23 +243,13 @@ def test_list_parts_pages_through_more_than_1000_parts(moto_bucket: Bucket) -> N
 def test_additional_checksum_is_signed_into_every_part(tmp_path: Path, moto_bucket: Bucket,
                                                       state_dir: str) -> None:
     path = make_file(tmp_path / "v.mp4", 12 * MiB)
-    plane = S3ControlPlane(endpoint_url=moto_bucket.endpoint)
-    dest = Destination(moto_bucket.name, "v.mp4")
-    upload_id = plane.create_upload(dest, content_type="video/mp4", metadata={},
-                                    checksum="sha256")
-    value = additional_checksum("sha256", b"abc")
-    signed = plane.sign_parts(dest, upload_id, [streamify.PartToSign(1, 3, None, value)],
-                              expires_in=60)[0]
-    assert "x-amz-checksum-sha256" in signed.url  # in SignedHeaders
-    assert signed.headers == {"x-amz-checksum-sha256": value}
-    plane.abort(dest, upload_id)
-
-    result = _uploader(path, moto_bucket, "v.mp4", state_dir,
+    sender = RecordingSender()
+    result = _uploader(path, moto_bucket, "v.mp4", state_dir, sender=sender,
                        config=CONFIG.replace(checksum="sha256")).run()
-    head = moto_bucket.client.head_object(Bucket=moto_bucket.name, Key="v.mp4",
-                                          ChecksumMode="ENABLED")
-    assert head.get("ChecksumSHA256")  # S3 combined the per-part checksums we sent
-    assert result.status == "completed"
+    assert result.status == "completed" and len(sender.puts) == result.parts == 3
+    assert_checksums_signed_and_sent(sender.puts, "sha256")
+    completed = moto_bucket.client.list_objects_v2(Bucket=moto_bucket.name)["Contents"][0]
+    assert completed.get("ChecksumAlgorithm") == ["SHA256"]  # the upload was started with it
 
 
 def test_bandwidth_limit_holds_the_rate_down(tmp_path: Path, moto_bucket: Bucket,
@@ -310,21 +298,6 @@ def test_a_touched_but_unchanged_file_still_resumes(tmp_path: Path, moto_bucket:
     assert _sha(moto_bucket.read("v.mp4")) == _sha(path.read_bytes())
 
 
-class RecordingSender(PartSender):
-    """Records every part PUT: its URL, headers and body's SHA-256 (a real PUT follows)."""
-
-    def __init__(self) -> None:
-        super().__init__(pool_size=4)
-        self.puts: list[tuple[SignedPart, bytes]] = []
-        self.lock = threading.Lock()
-
-    def put(self, signed: SignedPart, body: bytes,
-            on_progress: Callable[[int], None] | None = None) -> str:
-        with self.lock:
-            self.puts.append((signed, body))
-        return super().put(signed, body, on_progress)
-
-
 def test_no_state_and_only_the_last_part_in_s3_resumes_the_unchanged_file(
         tmp_path: Path, moto_bucket: Bucket, state_dir: str) -> None:
     # 22 MiB in 8 MiB parts; only part 3 (the last, 6 MiB) reached S3, and this machine has
@@ -352,10 +325,7 @@ def test_resume_uses_the_checksum_the_upload_was_started_with(
     sender = RecordingSender()
     result = _uploader(path, moto_bucket, "v.mp4", state_dir, sender=sender).run()  # no checksum
     assert result.status == "completed" and result.bytes_sent > 0
-    assert sender.puts
-    for signed, body in sender.puts:
-        expected = base64.b64encode(hashlib.sha256(body).digest()).decode()
-        assert signed.headers.get("x-amz-checksum-sha256") == expected
+    assert_checksums_signed_and_sent(sender.puts, "sha256")
     head = moto_bucket.client.head_object(Bucket=moto_bucket.name, Key="v.mp4",
                                           ChecksumMode="ENABLED")
     assert head.get("ChecksumSHA256")

@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import streamify
 from streamify import (
     AccessDeniedError,
     ConfigError,
@@ -29,7 +28,7 @@ from streamify import (
 )
 
 from tests.conftest import Bucket, free_port
-from tests.helpers import make_file
+from tests.helpers import RecordingSender, assert_checksums_signed_and_sent, make_file
 from tests.server._support import MiB, md5_b64, put
 from tests.server.conftest import TOKENS, Api, running_api
 
@@ -86,10 +85,14 @@ def test_upload_through_the_service_batches_signing_with_checksums(api: Api, tmp
                                                     state_dir: str) -> None:
     source = make_file(tmp_path / "video.bin", 23 * MiB + 17)
     key = api.key("alice", "video.bin")
-    result = streamify.upload(source, api.bucket.url(key), control=_plane(api),
-                              state_dir=state_dir, part_size="5MiB", concurrency=5,
-                              checksum="sha256")
+    sender = RecordingSender(pool_size=5)
+    with Uploader(source, api.bucket.url(key), control=_plane(api), sender=sender,
+                  config=UploadConfig(part_size="5MiB", concurrency=5, checksum="sha256"),
+                  state=StateStore(state_dir)) as uploader:
+        result = uploader.run()
     assert (result.status, result.parts, result.size) == ("completed", 5, 23 * MiB + 17)
+    # The service signed each part's SHA-256 (as the client computed it) into its URL.
+    assert_checksums_signed_and_sent(sender.puts, "sha256")
     assert _sha256(api.bucket.read(key)) == _sha256(source.read_bytes())
     data = source.read_bytes()
     composite = hashlib.sha256(b"".join(hashlib.sha256(data[i:i + PART]).digest()
