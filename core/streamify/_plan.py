@@ -8,10 +8,21 @@ from dataclasses import dataclass
 from ._config import MAX_PART_SIZE, MIN_PART_SIZE
 from ._errors import ConfigError
 
-__all__ = ["MAX_OBJECT_SIZE", "MAX_PARTS", "Part", "PartPlan", "candidate_plans", "plan_parts"]
+__all__ = [
+    "MAX_OBJECT_SIZE",
+    "MAX_PARTS",
+    "STREAM_DOUBLING",
+    "Part",
+    "PartPlan",
+    "candidate_plans",
+    "plan_parts",
+    "stream_part_size",
+]
 
 MAX_PARTS = 10_000
 MAX_OBJECT_SIZE = 5 * 1024**4
+STREAM_DOUBLING = 900
+"""A stream's part size doubles every this many parts (see :func:`stream_part_size`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +104,18 @@ def candidate_plans(size: int, listed: Sequence[tuple[int, int]],
                for number, listed_size in sizes):
             plans.append(plan)
     return plans
+
+
+def stream_part_size(number: int, part_size: int) -> int:
+    """The size of part ``number`` of a stream whose total size is unknown.
+
+    S3 lets parts differ in size (all but the last at least 5 MiB), so a stream starts
+    with ``part_size`` and doubles it every 900 parts, up to 5 GiB: small streams keep
+    small parts (memory stays ``concurrency x part size``), and even from 5 MiB the 10,000
+    parts hold more than 5 TiB. Deterministic, like every plan.
+    """
+    if not 1 <= number <= MAX_PARTS:
+        raise IndexError(f"part {number} is outside 1..{MAX_PARTS}")
+    if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
+        raise ConfigError(f"part size {part_size} is outside S3's 5 MiB..5 GiB limits")
+    return min(MAX_PART_SIZE, part_size << ((number - 1) // STREAM_DOUBLING))

@@ -2,7 +2,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from streamify import ConfigError, plan_parts
-from streamify._plan import MAX_OBJECT_SIZE, MAX_PARTS, PartPlan, candidate_plans
+from streamify._plan import (
+    MAX_OBJECT_SIZE,
+    MAX_PARTS,
+    PartPlan,
+    candidate_plans,
+    stream_part_size,
+)
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -116,3 +122,31 @@ def test_the_plan_that_cut_the_parts_is_always_a_candidate(size: int, part_size:
     assert any(all(c.part(n) == plan.part(n) for n in numbers) for c in candidates)
     for candidate in candidates:
         assert all(candidate.part(n).size == s for n, s in listed)
+
+
+def _stream_sizes(part_size: int) -> list[int]:
+    return [stream_part_size(n, part_size) for n in range(1, MAX_PARTS + 1)]
+
+
+@pytest.mark.parametrize("part_size", [5 * MiB, 8 * MiB, 5 * MiB + 1, 64 * MiB, 5 * GiB])
+def test_a_stream_reaches_five_tib_within_ten_thousand_parts(part_size: int) -> None:
+    sizes = _stream_sizes(part_size)
+    assert all(5 * MiB <= s <= 5 * GiB for s in sizes)  # every part may be the last but one
+    assert sizes == sorted(sizes) and sizes[0] == part_size
+    assert sum(sizes) >= MAX_OBJECT_SIZE
+
+
+@given(part_size=st.integers(5 * MiB, 5 * GiB))
+def test_stream_part_sizes_grow_from_the_configured_size(part_size: int) -> None:
+    sizes = _stream_sizes(part_size)
+    assert sizes[0] == part_size and sizes == sorted(sizes)
+    assert all(5 * MiB <= s <= 5 * GiB for s in sizes)
+    assert sum(sizes) >= MAX_OBJECT_SIZE
+
+
+def test_small_streams_keep_the_configured_part_size() -> None:
+    # 3 GiB in 8 MiB parts is 384 parts: memory stays concurrency x 8 MiB.
+    assert {stream_part_size(n, 8 * MiB) for n in range(1, 385)} == {8 * MiB}
+    assert stream_part_size(901, 8 * MiB) == 16 * MiB
+    with pytest.raises(IndexError):
+        stream_part_size(MAX_PARTS + 1, 8 * MiB)
