@@ -303,8 +303,11 @@ class BrowserUpload {
       } else if (result.status === -1) {
         throw new Paused();
       } else if (result.status === 0) {
+        // The browser hides why: a dropped connection, a CORS refusal, or an error answer
+        // without CORS headers (some stores send an expired URL's 403 that way).
         this.networkFailures++;
         if (!this.successes && this.networkFailures >= 3) throw new UploadStop(this.corsHint(signed.url));
+        signed = null;
         reason = "the connection to storage failed";
       } else {
         const code = s3Code(result.text);

@@ -220,6 +220,9 @@ class PartPuts:
     def __init__(self, page: Any) -> None:
         self.started: list[int] = []
         self.finished: list[int] = []
+        self.statuses: list[int] = []
+        self.md5_headers: list[str | None] = []
+        self.urls: list[str] = []
         page.on("request", self._request)
         page.on("requestfinished", self._finished)
 
@@ -234,12 +237,16 @@ class PartPuts:
         number = self._part(request)
         if number is not None:
             self.started.append(number)
+            self.md5_headers.append(request.headers.get("content-md5"))
+            self.urls.append(request.url)
 
     def _finished(self, request: Any) -> None:
         number = self._part(request)
         response = request.response()
-        if number is not None and response is not None and response.status == 200:
-            self.finished.append(number)
+        if number is not None and response is not None:
+            self.statuses.append(response.status)
+            if response.status == 200:
+                self.finished.append(number)
 
 
 class KernelMemory:
@@ -309,6 +316,7 @@ def test_browser_uploader_resumes_after_a_page_reload_in_jupyterlab(
     assert kernel.growth < PART_SIZE, f"kernel grew by {kernel.growth / MiB:.0f} MiB"
     assert frames and max(frames) < 64 * 1024, "file bytes went over the kernel's websocket"
     assert sum(frames) < MiB
+    assert all(puts.md5_headers), "a part went without Content-MD5"
     assert real_bucket.open_uploads() == []
     assert re.search(r"64\.0 MiB of 64\.0 MiB", widget.locator(".streamify-numbers").inner_text())
 
@@ -377,3 +385,53 @@ def test_a_dark_theme_keeps_the_widgets_readable(
     for what, ratio in ratios:
         assert ratio >= 4.5, f"{what} has a contrast of {ratio:.1f} on the dark theme"
     screenshot(widget, "notebook-uploader-dark.png", tmp_path)
+
+
+def test_browser_uploader_signs_again_when_a_url_expired(
+        jupyter: JupyterServer, page: Any, real_bucket: Bucket, tmp_path: Path) -> None:
+    source = make_file(tmp_path / "late.mov", 15 * MiB, seed=7)
+    name = write_notebook(jupyter.root / "expiry.ipynb", [browser_cell(real_bucket, None).replace(
+        "concurrency=2", "concurrency=1, url_expiry=3").replace("'8MiB'", "'5MiB'")])
+    held_back: set[int] = set()
+
+    def hold_first_attempt(route: Any) -> None:
+        number = PartPuts._part(route.request)
+        if number is not None and number not in held_back:
+            held_back.add(number)
+            time.sleep(4.5)  # the URL, valid for 3 s, expires on the way
+        route.continue_()
+
+    page.route("**/browser/late.mov?*", hold_first_attempt)
+    puts = PartPuts(page)
+    notebook = NotebookPage(page, jupyter, name, "lab")
+    notebook.open()
+    notebook.run_all()
+    widget = notebook.widget()
+    widget.locator("input[type=file]").set_input_files(str(source))
+    assert notebook.wait_for_status(widget, "completed", "failed") == "completed", \
+        widget.locator(".streamify-error").inner_text()
+    assert held_back == {1, 2, 3}
+    # radosgw answers the expired URL with a 403 that carries no CORS headers, so the page
+    # sees a failed request; it signs the part again and the fresh URL goes through.
+    assert puts.started == [1, 1, 2, 2, 3, 3] and puts.finished == [1, 2, 3]
+    assert all(puts.urls[i] != puts.urls[i + 1] for i in (0, 2, 4)), "the URL was not re-signed"
+    assert sha256_of_object(real_bucket, "browser/late.mov") == sha256_of_file(source)
+
+
+def test_browser_uploader_explains_a_missing_cors_rule(
+        jupyter: JupyterServer, page: Any, real_bucket: Bucket, tmp_path: Path) -> None:
+    apply_bucket_rules(real_bucket.client, real_bucket.name,
+                       allowed_origins=["https://elsewhere.example"])
+    source = make_file(tmp_path / "blocked.mov", 6 * MiB, seed=8)
+    name = write_notebook(jupyter.root / "cors.ipynb", [
+        browser_cell(real_bucket, None).replace("concurrency=2", "backoff_base=0.01")])
+    notebook = NotebookPage(page, jupyter, name, "lab")
+    notebook.open()
+    notebook.run_all()
+    widget = notebook.widget()
+    widget.locator("input[type=file]").set_input_files(str(source))
+    assert notebook.wait_for_status(widget, "completed", "failed") == "failed"
+    error = widget.locator(".streamify-error").inner_text()
+    assert "CORS rule does not allow this page's origin" in error, error
+    assert f"streamify setup-bucket s3://{real_bucket.name} --cors-origin {jupyter.url}" in error
+    screenshot(widget, "notebook-browser-cors.png", tmp_path)
