@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from .._control import PartToSign, UploadedPart
 from .._plan import MAX_PARTS
-from ._deps import CurrentPrincipal, Service, charge
+from ._deps import CurrentPrincipal, Service, SigningPrincipal, charge
 from ._keys import MAX_KEY_BYTES
 from ._problems import CompanionError, ServiceError
 
@@ -117,7 +117,7 @@ def list_parts(upload_id: UploadIdPath, key: KeyQuery, service: Service,
 # Registered before the single-part route, which would otherwise match "batch".
 @router.get("/multipart/{uploadId}/batch")
 async def sign_batch(request: Request, upload_id: UploadIdPath, key: KeyQuery,
-                     service: Service, principal: CurrentPrincipal,
+                     service: Service, principal: SigningPrincipal,
                part_numbers: Annotated[str, Query(alias="partNumbers", max_length=6000,
                                                   pattern=r"^[0-9,]+$")],
                ) -> BatchSigned:
@@ -125,7 +125,7 @@ async def sign_batch(request: Request, upload_id: UploadIdPath, key: KeyQuery,
     destination = service.destination(principal, key=key)
     texts = part_numbers.split(",")
     numbers = [_part_number(text) for text in texts]
-    charge(request, principal, len(numbers))
+    charge(request, principal, 1 + len(numbers))
     signed = await service.sign_in_turn(principal, destination, upload_id,
                                         [PartToSign(number) for number in numbers])
     return BatchSigned(presignedUrls={text: s.url for text, s in zip(texts, signed,
@@ -135,11 +135,11 @@ async def sign_batch(request: Request, upload_id: UploadIdPath, key: KeyQuery,
 @router.get("/multipart/{uploadId}/{partNumber}")
 async def sign_part(request: Request, upload_id: UploadIdPath,
                     part_number: Annotated[str, Path(alias="partNumber")], key: KeyQuery,
-                    service: Service, principal: CurrentPrincipal) -> SignedUrl:
+                    service: Service, principal: SigningPrincipal) -> SignedUrl:
     """A presigned URL for one part."""
     destination = service.destination(principal, key=key)
     number = _part_number(part_number)
-    charge(request, principal)
+    charge(request, principal, 2)
     [signed] = await service.sign_in_turn(principal, destination, upload_id,
                                           [PartToSign(number)])
     return SignedUrl(url=signed.url, expires=signed.expires_in)

@@ -2,7 +2,7 @@
 
 They are ``async`` (cheap, on the event loop), so authenticating never waits for a thread
 while sign calls keep the worker threads busy. Every authenticated request is charged to
-its principal's rate limit here.
+its principal's rate limit: here, or for sign calls by the route, once, with the parts.
 """
 
 from __future__ import annotations
@@ -17,7 +17,15 @@ from ._limits import RateLimiter
 from ._problems import ServiceError
 from ._service import UploadService
 
-__all__ = ["CurrentPrincipal", "Service", "bearer_principal", "charge", "current_principal"]
+__all__ = [
+    "CurrentPrincipal",
+    "Service",
+    "SigningPrincipal",
+    "bearer_principal",
+    "charge",
+    "current_principal",
+    "signing_principal",
+]
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _SAME_SITE = frozenset({"same-origin", "none"})
@@ -56,7 +64,8 @@ def charge(request: Request, principal: Principal, cost: int = 1) -> None:
     ``Retry-After``."""
     limiter: RateLimiter = request.app.state.rate_limiter
     # A sign call over the batch cap is refused anyway: it costs no more than the cap.
-    wait = limiter.take(principal.name, min(cost, request.app.state.settings.max_sign_batch))
+    wait = limiter.take(principal.name,
+                        min(cost, 1 + request.app.state.settings.max_sign_batch))
     if wait:
         raise ServiceError(429, "rate-limited", f"{principal.name} is over its rate limit "
                            f"({limiter.rate:g} requests or signed parts per second); retry "
@@ -66,7 +75,6 @@ def charge(request: Request, principal: Principal, cost: int = 1) -> None:
 def _remember(request: Request, principal: Principal) -> Principal:
     # The access log names the principal, never the credential.
     request.state.principal = principal.name
-    charge(request, principal)
     return principal
 
 
@@ -96,15 +104,11 @@ async def bearer_principal(
     principal = _from_header(request)
     if principal is None:
         raise ServiceError(401, "unauthorized", "send an API key as `Authorization: Bearer`")
+    charge(request, principal)
     return _remember(request, principal)
 
 
-async def current_principal(
-    request: Request,
-    _declared_bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    _declared_cookie: Annotated[str | None, Depends(_cookie)],
-) -> Principal:
-    """The caller, from a bearer key or else the session cookie."""
+def _caller(request: Request) -> Principal:
     principal = _from_header(request)
     if principal is None:
         cookie = request.cookies.get(SESSION_COOKIE)
@@ -117,5 +121,27 @@ async def current_principal(
     return _remember(request, principal)
 
 
+async def current_principal(
+    request: Request,
+    _declared_bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    _declared_cookie: Annotated[str | None, Depends(_cookie)],
+) -> Principal:
+    """The caller, from a bearer key or else the session cookie; one request charged."""
+    principal = _caller(request)
+    charge(request, principal)
+    return principal
+
+
+async def signing_principal(
+    request: Request,
+    _declared_bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    _declared_cookie: Annotated[str | None, Depends(_cookie)],
+) -> Principal:
+    """The caller, as ``current_principal``, left for the sign route to charge: the call
+    and its parts in one take, so that a refused call takes nothing."""
+    return _caller(request)
+
+
 Service = Annotated[UploadService, Depends(_service)]
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+SigningPrincipal = Annotated[Principal, Depends(signing_principal)]

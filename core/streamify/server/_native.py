@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .._control import PartToSign, UploadedPart
 from .._plan import MAX_PARTS
 from ._auth import SESSION_COOKIE, Principal
-from ._deps import CurrentPrincipal, Service, bearer_principal, charge
+from ._deps import CurrentPrincipal, Service, SigningPrincipal, bearer_principal, charge
 from ._keys import MAX_KEY_BYTES
 from ._problems import Problem, ServiceError
 
@@ -204,14 +204,14 @@ def create_upload(body: CreateUploadRequest, service: Service,
 
 @router.post("/uploads/{upload_id}/sign", tags=["uploads"])
 async def sign_parts(request: Request, upload_id: UploadIdPath, body: SignRequest,
-                     service: Service, principal: CurrentPrincipal) -> SignResponse:
+                     service: Service, principal: SigningPrincipal) -> SignResponse:
     """Presign PUT URLs for many parts at once; a part's size and MD5 are signed in.
 
-    Each part counts against the caller's rate limit.
+    The call and each part count against the caller's rate limit.
     """
     destination = service.destination(principal, key=body.key, bucket=body.bucket)
     parts = [PartToSign(p.number, p.size, p.md5, p.checksum) for p in body.parts]
-    charge(request, principal, len(parts))
+    charge(request, principal, 1 + len(parts))
     signed = await service.sign_in_turn(principal, destination, upload_id, parts,
                                         expires_in=body.expires_in)
     return SignResponse(parts=[
