@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh server
-exec .venv/bin/streamify demo "$@"
+exec "${STREAMIFY_VENV:-.venv}/bin/streamify" demo "$@"
