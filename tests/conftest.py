@@ -106,3 +106,36 @@ def state_dir(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     path = str(tmp_path / "state")
     monkeypatch.setenv("STREAMIFY_STATE_DIR", path)
     return path
+
+
+# A tier that CI brought up must run: .ci/run sets STREAMIFY_REQUIRE_TIERS=reals3,browser,
+# and then a skipped test of such a tier (marked with it, or using the real S3 server)
+# fails instead, with the reason it would have been skipped for.
+REQUIRE_TIERS_ENV = "STREAMIFY_REQUIRE_TIERS"
+
+
+def _required_tiers() -> set[str]:
+    return {name.strip() for name in os.environ.get(REQUIRE_TIERS_ENV, "").split(",")
+            if name.strip()}
+
+
+def _tiers_of(item: pytest.Item) -> set[str]:
+    tiers = {marker.name for marker in item.iter_markers()}
+    if "real_s3_endpoint" in getattr(item, "fixturenames", ()):
+        tiers.add("reals3")
+    return tiers
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item,
+                              call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return
+    missing = _tiers_of(item) & _required_tiers()
+    if missing:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = (f"required tier {', '.join(sorted(missing))} did not run "
+                           f"({REQUIRE_TIERS_ENV} is set): {reason}")
