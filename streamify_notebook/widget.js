@@ -448,7 +448,7 @@ function render({ model, el }) {
       await step();
     } catch (e) {
       const message = e instanceof UploadStop ? e.message : `The upload stopped on an unexpected error: ${e}`;
-      upload.set({ status: "failed", error: message, bytes_per_second: 0, seconds_left: null });
+      upload.set({ status: "failed", error: message, detail: "", bytes_per_second: 0, seconds_left: null });
     }
   };
   const start = () => {

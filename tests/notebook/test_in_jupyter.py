@@ -36,7 +36,7 @@ from tests.notebook._jupyter import (
     NotebookPage,
     write_notebook,
 )
-from tests.reals3._proxy import CountingProxy
+from tests.wireproxy import WireProxy
 
 pytestmark = [pytest.mark.browser, pytest.mark.reals3]
 
@@ -169,7 +169,7 @@ def test_uploader_resumes_after_a_kernel_restart_in_jupyterlab(
         jupyter: JupyterServer, page: Any, real_bucket: Bucket, tmp_path: Path) -> None:
     source = make_file(jupyter.root / "big.bin", FILE_SIZE, seed=2)
     key = "kernel/restart.bin"
-    proxy = CountingProxy(real_bucket.endpoint)
+    proxy = WireProxy(real_bucket.endpoint)
     try:
         name = write_notebook(jupyter.root / "restart.ipynb",
                               [kernel_cell(key, proxy.url, real_bucket)])

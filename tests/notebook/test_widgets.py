@@ -111,6 +111,25 @@ def test_a_new_widget_for_the_same_file_resumes_like_after_a_kernel_restart(
     assert moto_bucket.read("restart.bin") == source.read_bytes()
 
 
+def test_uploader_goes_through_the_api_service_with_a_token(
+        moto_bucket: Bucket, source: Path, state_dir: str) -> None:
+    with running_api(moto_bucket) as api:
+        key = PREFIXES["alice"] + "via-api.bin"
+        widget = Uploader(source, moto_bucket.url(key), part_size="5MiB",
+                          control=HttpControlPlane(api.url, token=TOKENS["alice"]))
+        widget.start()
+        result = widget.wait(60)
+        assert result is not None and widget.status == "completed", widget.error
+        assert moto_bucket.read(key) == source.read_bytes()
+
+        refused = Uploader(source, moto_bucket.url(PREFIXES["bob"] + "not-mine.bin"),
+                           control=HttpControlPlane(api.url, token=TOKENS["alice"]))
+        refused.start()
+        refused.wait(60)
+        assert refused.status == "failed"
+        assert refused.error.startswith("Storage refused access"), refused.error
+
+
 def test_cancel_aborts_the_multipart_upload(
         moto_bucket: Bucket, source: Path, state_dir: str) -> None:
     widget = kernel_uploader(moto_bucket, source, "cancel.bin", bwlimit="2MiB", concurrency=1)
