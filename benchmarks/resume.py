@@ -21,12 +21,12 @@ The tools:
   max_concurrency=C)`` (s3transfer), run twice;
 - ``s3fs``: ``S3FileSystem.put_file(chunksize=P, max_concurrency=C)``, run twice.
 
-Bytes are counted on the wire: every tool talks to S3 through a proxy (``_wire.py`` beside
-this file) that forwards bytes unchanged and counts them once handed to the server. During
-the first attempt the proxy also slows everything going up to ``--throttle`` bytes per
-second, the same for all tools, so that the kill lands at about half for each; the rerun
-is not slowed. At the kill the proxy freezes (the counts are then exactly what the server
-holds or held in flight), the process is killed, and its connections are cut.
+Bytes are counted on the wire: every tool talks to S3 through a proxy (the tests' own,
+``tests/wireproxy.py``) that forwards bytes unchanged and counts them once handed to the
+server. During the first attempt the proxy also slows everything going up to ``--throttle``
+bytes per second, the same for all tools, so that the kill lands at about half for each;
+the rerun is not slowed. At the kill the proxy freezes (the counts are then exactly what
+the server holds or held in flight), the process is killed, and its connections are cut.
 
 The endpoint is ``--endpoint``, else ``$S3_ENDPOINT_URL``, else a moto server started here
 in its own process. Everything created is removed at the end, even on error: objects, open
@@ -58,6 +58,9 @@ from typing import Any
 
 from _shared import ALTERNATIVES, REGION, MiB, moto_server, upload_with, write_file
 
+# The repository root, for the one wire proxy the tests and the benchmarks share.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 TOOLS = ("streamify", *ALTERNATIVES)
 POLL = 0.05
 
@@ -86,8 +89,9 @@ class Outcome:
 # ---------------------------------------------------------------------- the parent side
 class Bench:
     def __init__(self, args: argparse.Namespace, endpoint: str) -> None:
-        from _wire import WireProxy
         from streamify._s3control import s3_client
+
+        from tests.wireproxy import WireProxy
 
         self.args = args
         self.endpoint = endpoint

@@ -16,7 +16,6 @@ import pytest
 
 from tests.conftest import Bucket
 from tests.helpers import make_file
-from tests.reals3._proxy import CountingProxy
 from tests.reals3._support import (
     MiB,
     cli_env,
@@ -26,6 +25,7 @@ from tests.reals3._support import (
     run_cli,
     upload_command,
 )
+from tests.wireproxy import WireProxy
 
 pytestmark = pytest.mark.reals3
 
@@ -42,14 +42,14 @@ def video(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.fixture
-def proxy(real_bucket: Bucket) -> Iterator[CountingProxy]:
-    counting = CountingProxy(real_bucket.endpoint)
+def proxy(real_bucket: Bucket) -> Iterator[WireProxy]:
+    counting = WireProxy(real_bucket.endpoint)
     yield counting
     counting.close()
 
 
 def test_sigkill_at_half_then_rerun_resends_at_most_the_parts_in_flight(
-        real_bucket: Bucket, video: Path, proxy: CountingProxy, tmp_path: Path) -> None:
+        real_bucket: Bucket, video: Path, proxy: WireProxy, tmp_path: Path) -> None:
     size = video.stat().st_size
     key = "ingest/video.mp4"
     # --bwlimit makes the first run last about 8 s, so the kill lands near the middle.
