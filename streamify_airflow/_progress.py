@@ -63,7 +63,7 @@ class ProgressLog:
         self._lock = threading.Lock()
         self._label = ""
         self._base = 0
-        self._started = 0.0
+        self._started: float | None = None
         self._last = float("-inf")
 
     def __call__(self, event: Event) -> None:
@@ -78,7 +78,6 @@ class ProgressLog:
                      format_bytes(event.total_bytes), self._label, event.parts,
                      format_bytes(event.part_size), event.upload_id)
         elif isinstance(event, Resumed):
-            self._base = event.bytes_present
             log.info("resuming upload %s: S3 already holds %s in %d verified parts "
                      "(found by %s); only the rest is sent", event.upload_id,
                      format_bytes(event.bytes_present), event.parts_present, event.found_by)
@@ -90,10 +89,9 @@ class ProgressLog:
                 log.info("checking the parts S3 holds against the source: %s of %s",
                          format_bytes(event.bytes_checked), format_bytes(event.total_bytes))
         elif isinstance(event, Progress):
-            if self._started == 0.0:
-                self._started = self._clock()
+            if self._started is None:
+                self._started = self._last = self._clock()
                 self._base = event.bytes_done
-                self._last = self._started
             elif self._due():
                 log.info("%s", self.line(event.bytes_done, event.total_bytes))
         elif isinstance(event, Retrying):
@@ -112,7 +110,7 @@ class ProgressLog:
 
     def line(self, done: int, total: int) -> str:
         """``45.0% (115.2 MiB of 256.0 MiB), 80.1 MiB/s, ETA 1m45s``."""
-        elapsed = self._clock() - self._started
+        elapsed = self._clock() - (self._started or 0.0)
         sent = max(0, done - self._base)
         rate = sent / elapsed if elapsed > 0 else 0.0
         percent = 100.0 * done / total if total else 100.0

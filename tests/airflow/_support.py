@@ -36,9 +36,12 @@ class TaskTry:
     try_number: int
 
 
-def run_dag(dag: Any, conf: dict[str, Any]) -> tuple[str, dict[tuple[str, int], TaskTry]]:
-    """``dag.test()`` with ``conf``; the run's state and each task instance's last try."""
-    run = dag.test(run_conf=conf)
+def run_dag(dag_id: str, conf: dict[str, Any]) -> tuple[str, dict[tuple[str, int], TaskTry]]:
+    """``dag.test()`` of a freshly parsed ``dag_id`` with ``conf`` (a DAG object run twice
+    may hand back its first run); the run's state and each task instance's last try."""
+    from tests.airflow.conftest import load_dag
+
+    run = load_dag(dag_id).test(run_conf=conf)
     tries = {(ti.task_id, ti.map_index): TaskTry(str(ti.state), ti.try_number)
              for ti in run.get_task_instances()}
     return str(run.state), tries
@@ -51,3 +54,12 @@ def failure_line(capfd: pytest.CaptureFixture[str]) -> str:
     lines = [line for line in (out.out + out.err).splitlines() if line.startswith(marker)]
     assert lines, "the task did not fail with AirflowFailException"
     return lines[-1][len(marker):]
+
+
+def task_output(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> str:
+    """What the tasks run so far logged, whether to a stream or through ``logging``; the
+    next call returns only what came after."""
+    out = capfd.readouterr()
+    text = "\n".join((out.out, out.err, caplog.text))
+    caplog.clear()
+    return text

@@ -70,18 +70,14 @@ def airflow_db() -> Path:
     return HOME
 
 
-_dags: dict[str, Any] = {}
-
-
 def load_dag(dag_id: str) -> Any:
-    """The DAG ``dag_id`` as Airflow parses it from the DAG folder (parsed once)."""
-    if not _dags:
-        from airflow.dag_processing.dagbag import DagBag
+    """The DAG ``dag_id`` as Airflow parses it from the DAG folder, freshly parsed: a run
+    may leave its conf in the DAG object's params."""
+    from airflow.dag_processing.dagbag import DagBag
 
-        bag = DagBag(str(DAGS))
-        assert not bag.import_errors, bag.import_errors
-        _dags.update(bag.dags)
-    return _dags[dag_id]
+    bag = DagBag(str(DAGS))
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags[dag_id]
 
 
 def set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields: Any) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.airflow._support import failure_line, run_dag
-from tests.airflow.conftest import load_dag, set_connection
+from tests.airflow.conftest import set_connection
 from tests.conftest import Bucket, free_port
 from tests.server.conftest import TOKENS, Api, running_api
 
@@ -34,7 +34,7 @@ def api(moto_bucket: Bucket) -> Iterator[Api]:
 
 def _fails_once(conf: dict[str, str], capfd: pytest.CaptureFixture[str]) -> str:
     """Run the DAG; assert the task failed without a retry; return its failure line."""
-    state, tries = run_dag(load_dag("streamify_test_upload"), conf)
+    state, tries = run_dag("streamify_test_upload", conf)
     assert state == "failed"
     assert tries[("upload", -1)].state == "failed"
     assert tries[("upload", -1)].try_number == 1, "the task was retried"
@@ -96,7 +96,7 @@ def test_unreachable_storage_is_retried(
         capfd: pytest.CaptureFixture[str]) -> None:
     set_connection(monkeypatch, "nowhere", conn_type="streamify",
                    host=f"http://127.0.0.1:{free_port()}")
-    state, tries = run_dag(load_dag("streamify_test_upload"),
+    state, tries = run_dag("streamify_test_upload",
                            {"source": str(video), "destination": "s3://videos/clip.mp4",
                             "conn_id": "nowhere"})
     assert state == "failed"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.airflow._support import MiB, run_dag, sha256, write_video
-from tests.airflow.conftest import load_dag, set_connection
+from tests.airflow.conftest import set_connection
 from tests.conftest import Bucket
 
 SIZES = {"intro.mp4": 1 * MiB, "take-1.mov": 6 * MiB + 3, "take-2.mkv": 17 * MiB,
@@ -50,7 +50,7 @@ def test_ingestion_uploads_each_video_once_and_writes_a_manifest(
     (videos / "notes.txt").write_text("not a video")
     conf = {"source": str(videos), "destination": bucket.url("incoming/"),
             "conn_id": _connect(store, bucket, monkeypatch, tmp_path / "state")}
-    dag = load_dag("streamify_video_ingestion")
+    dag = "streamify_video_ingestion"
 
     state, tries = run_dag(dag, conf)
 

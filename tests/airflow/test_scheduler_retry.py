@@ -24,13 +24,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import psutil  # type: ignore[import-untyped]
 import pytest
 
 from tests.airflow._support import MiB, sha256, write_video
 from tests.conftest import Bucket, free_port
+from tests.wireproxy import WireProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
@@ -40,26 +41,6 @@ CONCURRENCY = 4
 SIZE = 256 * MiB
 
 T = TypeVar("T")
-
-
-class CountingProxy(Protocol):
-    url: str
-
-    def part_bytes(self, upload_id: str) -> dict[int, int]: ...
-
-    def close(self) -> None: ...
-
-
-def counting_proxy(upstream: str) -> CountingProxy:
-    """The tests' counting proxy (one module once the two copies are merged)."""
-    try:
-        from tests.wireproxy import WireProxy
-
-        return WireProxy(upstream)
-    except ImportError:
-        from tests.reals3._proxy import CountingProxy as Proxy
-
-        return Proxy(upstream)
 
 
 @dataclass
@@ -163,7 +144,7 @@ def test_a_killed_upload_is_retried_by_the_scheduler_and_resumes(
     videos.mkdir()
     digest = write_video(videos / "feature.mp4", SIZE)
     state = tmp_path / "state"
-    proxy = counting_proxy(moto_bucket.endpoint)
+    proxy = WireProxy(moto_bucket.endpoint)
     port = int(proxy.url.rsplit(":", 1)[1])
     connection = json.dumps({"conn_type": "streamify", "host": proxy.url,
                              "extra": {"mode": "direct", "state_location": str(state)}})
