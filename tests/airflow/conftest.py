@@ -35,6 +35,17 @@ os.environ.update({
 })
 
 AIRFLOW_MISSING = importlib.util.find_spec("airflow") is None
+_INSTALL = "bash scripts/setup.sh server,dev,airflow"
+if AIRFLOW_MISSING:
+    if "airflow" in os.environ.get("STREAMIFY_REQUIRE_TIERS", "").split(","):
+        raise pytest.UsageError(f"the Airflow tier must run but Airflow is missing: {_INSTALL}")
+    collect_ignore_glob = ["test_*.py"]
+
+
+def pytest_report_header() -> str | None:
+    if AIRFLOW_MISSING:
+        return f"Airflow tier skipped: the airflow extra is not installed ({_INSTALL})"
+    return None
 
 # Airflow and its dependencies warn at import about things this project does not control.
 _AIRFLOW_WARNINGS = (
@@ -49,10 +60,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     here = Path(__file__).parent
     for item in items:
         if here in Path(str(item.fspath)).parents:
-            if AIRFLOW_MISSING:
-                item.add_marker(pytest.mark.skip(
-                    reason="Airflow tier skipped: the airflow extra is not installed "
-                           "(bash scripts/setup.sh server,dev,airflow)"))
+            item.add_marker(pytest.mark.airflow)
             for spec in _AIRFLOW_WARNINGS:
                 item.add_marker(pytest.mark.filterwarnings(spec))
 
