@@ -3,7 +3,7 @@
 One door: everything public is importable from ``streamify``.
 """
 
-from ._api import upload
+from ._api import upload, upload_stream
 from ._config import UploadConfig
 from ._control import ControlPlane, ObjectInfo, OpenUpload, PartToSign, SignedPart, UploadedPart
 from ._destination import Destination
@@ -42,6 +42,7 @@ from ._plan import Part, PartPlan, plan_parts
 from ._s3control import S3ControlPlane
 from ._source import Fingerprint, FsspecSource, LocalFileSource, Source, open_source
 from ._state import ResumeState, StateStore
+from ._stream import StreamWriter
 from ._transport import PartSender
 from ._units import parse_size
 
@@ -83,6 +84,7 @@ __all__ = [
     "Started",
     "StateStore",
     "StateStoreError",
+    "StreamWriter",
     "StreamifyError",
     "StreamifyFileSystem",
     "TransferError",
@@ -100,4 +102,5 @@ __all__ = [
     "parse_size",
     "plan_parts",
     "upload",
+    "upload_stream",
 ]
