@@ -14,7 +14,9 @@ say to the byte what had left the client at a crash. The controls:
 - ``freeze()``: stop forwarding and wait until no chunk is in flight, so that the counts
   are exactly what the server has received at that instant;
 - ``cut()``: close every connection open now (the server sees bodies cut short, as after
-  a crash or a dropped network) and forward again for new connections.
+  a crash or a dropped network) and forward again for new connections;
+- ``cut_parts(after, count)``: close the connection of each of the next ``count`` part
+  bodies once ``after`` of its bytes reached the server, as a network failing mid-part.
 
 A request body in chunked transfer encoding cannot be attributed; such a connection is
 passed through raw, counted in ``bytes_up`` only, and ``unparsed`` says how many there were.
@@ -75,6 +77,8 @@ class WireProxy:
         self._parts: Counter[tuple[str, int]] = Counter()
         self._connections = 0
         self._part_connections = 0
+        self._cuts_left = 0
+        self._cut_after = 0
         self._sockets: set[socket.socket] = set()
         self._clock = 0.0  # the earliest time the next throttled chunk may leave
         self._clock_lock = threading.Lock()
@@ -108,6 +112,11 @@ class WireProxy:
         with self._cond:
             self._flowing = True
             self._cond.notify_all()
+
+    def cut_parts(self, after: int, count: int = 1) -> None:
+        """Cut each of the next ``count`` part bodies after ``after`` bytes."""
+        with self._cond:
+            self._cuts_left, self._cut_after = count, after
 
     def close(self) -> None:
         self._server.close()
@@ -210,17 +219,26 @@ class WireProxy:
                         return
                 return
             part = _part_key(request_line)
-            if part is not None and not carried_parts:
-                carried_parts = True
+            cut_at = None
+            if part is not None:
                 with self._cond:
-                    self._part_connections += 1
+                    self._part_connections += not carried_parts
+                    if self._cuts_left:
+                        self._cuts_left -= 1
+                        cut_at = self._cut_after
+                carried_parts = True
+            sent = 0
             while length:
-                data = reader.read1(min(length, _CHUNK))
+                room = _CHUNK if cut_at is None else cut_at - sent
+                data = reader.read1(min(length, _CHUNK, room))
                 if not data:
                     return
                 if not self._forward(upstream, data, generation, part):
                     return
                 length -= len(data)
+                sent += len(data)
+                if cut_at is not None and sent >= cut_at:
+                    return  # the caller closes both sides: the body stays cut short
 
     def _pipe_down(self, upstream: socket.socket, client: socket.socket) -> None:
         try:

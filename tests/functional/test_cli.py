@@ -303,6 +303,24 @@ def test_several_files_upload_at_once(tmp_path: Path, moto_bucket: Bucket,
         assert moto_bucket.read(f"in/clips/{path.name}") == path.read_bytes()
 
 
+def test_a_connection_cut_mid_part_is_sent_again(tmp_path: Path, moto_bucket: Bucket,
+                                                  state_dir: str) -> None:
+    path = make_file(tmp_path / "v.bin", 12 * MiB)
+    proxy = WireProxy(moto_bucket.endpoint)
+    proxy.cut_parts(after=MiB, count=2)
+    try:
+        run = streamify("upload", str(path), moto_bucket.url("v.bin"), "--endpoint-url",
+                        proxy.url, "--part-size", "5MiB", "--json", state_dir=state_dir)
+        counts = proxy.counts()
+    finally:
+        proxy.close()
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["status"] == "completed"
+    # Two bodies were cut after 1 MiB each and sent again whole.
+    assert counts.part_bytes == 12 * MiB + 2 * MiB
+    assert moto_bucket.read("v.bin") == path.read_bytes()
+
+
 def _slow_upload(tmp_path: Path, bucket: Bucket, state_dir: str
                  ) -> tuple[list[str], subprocess.Popen[str]]:
     """Start uploading 40 MiB in 5 MiB parts, two at a time, at 2 MiB/s; return once both
