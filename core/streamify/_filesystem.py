@@ -10,8 +10,11 @@ credentials, only what the service offers is available: one object's size and ET
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from glob import has_magic
 from typing import Any
@@ -32,10 +35,11 @@ from ._errors import ConfigError, DestinationError, StreamifyError, TransferErro
 from ._plan import plan_parts
 from ._source import Source, open_source
 from ._state import StateStore
+from ._stream import StreamWriter
 from ._throttle import Throttle
 from ._transport import PartSender
 
-__all__ = ["StreamifyFileSystem"]
+__all__ = ["StreamedFile", "StreamifyFileSystem"]
 
 
 class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
@@ -402,12 +406,89 @@ class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
     def _open(self, path: str, mode: str = "rb", block_size: int | None = None,
               autocommit: bool = True, cache_options: dict[str, Any] | None = None,
-              **kwargs: Any) -> Any:
-        if "r" in mode:
+              *, metadata: dict[str, str] | None = None, **kwargs: Any) -> Any:
+        """``"rb"``: s3fs's file (direct mode). ``"wb"``/``"xb"``: a :class:`StreamedFile`
+        (``block_size`` and ``cache_options`` are reads' settings: parts follow
+        ``part_size``)."""
+        path = self._strip_protocol(path)
+        if mode == "rb":
             return self._direct("open for reading").open(
-                self._strip_protocol(path), mode, block_size=block_size,
-                cache_options=cache_options, **kwargs)
-        raise NotImplementedError(f"streamify: mode {mode!r} is not supported")
+                path, mode, block_size=block_size, cache_options=cache_options, **kwargs)
+        if mode not in ("wb", "xb"):
+            raise NotImplementedError(f"streamify: mode {mode!r} is not supported; S3 "
+                                      "objects are written whole ('wb') or read ('rb')")
+        if kwargs:
+            raise TypeError(f"open got unknown options: {', '.join(sorted(kwargs))}")
+        if self.api_url is not None:
+            raise NotImplementedError(
+                f"streamify: writing a stream (open 'wb', pipe_file, touch) needs direct mode: "
+                f"the API service at {self.api_url} must know an object's size before its "
+                "upload starts; use put_file for files, or construct StreamifyFileSystem("
+                "endpoint_url=..., key=..., secret=...) with S3 credentials")
+        if not autocommit:
+            raise NotImplementedError("streamify: transactions (autocommit=False) are not "
+                                      "supported; each file completes when it is closed")
+        if mode == "xb" and self.exists(path):
+            raise FileExistsError(f"streamify://{path} exists and mode is 'xb'")
+        writer = StreamWriter(self._destination(path), control=self.control,
+                              config=self.config, metadata=metadata, sender=self.sender)
+        return StreamedFile(writer, path, self._written)
+
+
+class StreamedFile(io.RawIOBase):
+    """A file open for writing on ``streamify://``: a :class:`StreamWriter` as a file.
+
+    Bytes go out in parallel parts while the program writes (at most ``concurrency`` parts
+    in memory). ``close()`` completes and verifies the object, except while an exception
+    is on its way: leaving a ``with`` block by an exception, or a ``finally`` that closes
+    (fsspec's ``OpenFile``, pandas and others do), aborts the upload instead, so a
+    half-written object never appears. ``abort()`` does it explicitly. ``result`` is the
+    completed upload.
+    """
+
+    def __init__(self, writer: StreamWriter, path: str,
+                 written: Callable[[str], None]) -> None:
+        super().__init__()
+        self.writer = writer
+        self.path = path
+        self.result: UploadResult | None = None
+        self._written = written
+        self._position = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        if self.closed:
+            raise ValueError(f"write to streamify://{self.path}, which is closed")
+        written = self.writer.write(data)
+        self._position += written
+        return written
+
+    def tell(self) -> int:
+        return self._position
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            if sys.exception() is None:
+                self.result = self.writer.close()
+            else:
+                self.writer.abort()
+        finally:
+            super().close()
+            self._written(self.path)
+
+    def abort(self) -> None:
+        """Discard what was written: abort the multipart upload, create no object."""
+        if self.closed:
+            return
+        try:
+            self.writer.abort()
+        finally:
+            super().close()
+            self._written(self.path)
 
 
 class _CallbackProgress:

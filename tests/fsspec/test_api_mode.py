@@ -60,7 +60,8 @@ def test_what_the_service_cannot_do_names_direct_mode(
     path = f"{api.bucket.name}/users/alice/a.txt"
     api_fs.put_file(str(tmp_path / "a.txt"), path)
     for attempt in (lambda: api_fs.cat_file(path), lambda: api_fs.open(path, "rb"),
-                    lambda: api_fs.rm(path), lambda: api_fs.ls(api.bucket.name)):
+                    lambda: api_fs.rm(path), lambda: api_fs.ls(api.bucket.name),
+                    lambda: api_fs.open(path, "wb"), lambda: api_fs.pipe_file(path, b"b")):
         with pytest.raises(NotImplementedError, match="needs direct mode") as caught:
             attempt()
         assert "endpoint_url" in str(caught.value)

@@ -118,6 +118,8 @@ def test_listings_show_what_was_just_written(
     assert fs.ls(f"{bucket.name}/docs", detail=False) == [
         f"{bucket.name}/docs/a.txt", f"{bucket.name}/docs/b.txt"]
     assert fs.exists(f"{bucket.name}/docs/b.txt")
+    fs.pipe_file(f"{bucket.name}/docs/c.txt", b"c")  # a streamed write
+    assert fs.ls(f"{bucket.name}/docs", detail=False)[-1] == f"{bucket.name}/docs/c.txt"
 
 
 def test_put_file_into_a_prefix_keeps_the_file_name(
