@@ -17,6 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
+
+pytest.importorskip("anywidget", reason="notebook tier skipped: the notebook extra is not "
+                    "installed (bash scripts/setup.sh server,dev,notebook)")
 from streamify import Destination, HttpControlPlane, S3ControlPlane, plan_parts
 
 from streamify_notebook import BrowserUploader, Uploader, upload
