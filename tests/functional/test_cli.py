@@ -172,7 +172,12 @@ def _paused_upload(tmp_path: Path, bucket: Bucket, state_dir: str) -> Path:
                             control=api.S3ControlPlane(endpoint_url=bucket.endpoint),
                             config=api.UploadConfig(part_size=5 * MiB, concurrency=1),
                             state=api.StateStore(state_dir))
-    uploader.subscribe(lambda e: isinstance(e, api.PartDone) and uploader.pause())
+
+    def pause_after_a_part(event: api.Event) -> None:
+        if isinstance(event, api.PartDone):
+            uploader.pause()
+
+    uploader.subscribe(pause_after_a_part)
     assert uploader.run().status == "paused"
     return path
 

@@ -26,7 +26,12 @@ def _paused_through_the_service(api: Api, path: Path, state_dir: Path) -> str:
         control=streamify.HttpControlPlane(api.url, token=TOKENS["alice"]),
         config=streamify.UploadConfig(part_size=5 * MiB, concurrency=1),
         state=streamify.StateStore(state_dir))
-    uploader.subscribe(lambda e: isinstance(e, streamify.PartDone) and uploader.pause())
+
+    def pause_after_a_part(event: streamify.Event) -> None:
+        if isinstance(event, streamify.PartDone):
+            uploader.pause()
+
+    uploader.subscribe(pause_after_a_part)
     try:
         assert uploader.run().status == "paused"
     finally:
