@@ -88,6 +88,14 @@ def test_the_protocol_is_registered_through_the_entry_point() -> None:
     assert fs.config.part_size == 16 * MiB
 
 
+def test_settings_can_come_from_fsspec_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(fsspec.config.conf, "streamify",
+                        {"endpoint_url": "http://127.0.0.1:9", "concurrency": 6})
+    fs = fsspec.filesystem("streamify", part_size="6MiB", skip_instance_cache=True)
+    assert (fs.endpoint_url, fs.config.concurrency, fs.config.part_size) == (
+        "http://127.0.0.1:9", 6, 6 * MiB)
+
+
 def test_put_file_sends_parts_with_progress_and_reads_back(
         fs: StreamifyFileSystem, bucket: Bucket, tmp_path: Path) -> None:
     data = os.urandom(12 * MiB + 5)
