@@ -11,6 +11,7 @@ from typing import Any
 import traitlets
 from streamify import (
     ControlPlane,
+    Destination,
     Event,
     Paused,
     Progress,
@@ -76,9 +77,13 @@ class Uploader(UploadWidget):
         self._thread: threading.Thread | None = None
         self._meter = RateMeter()
         self._last_refresh = 0.0
+        self._look_lock = threading.Lock()
         self.on_msg(self._on_command)
         self.observe(self._list_choices, names="source")
         self._list_choices()
+        if self.source and self.destination:
+            threading.Thread(target=self._show_what_s3_holds, name="streamify-notebook-look",
+                             daemon=True).start()
 
     # ------------------------------------------------------------------ commands
     def start(self) -> None:
@@ -110,9 +115,9 @@ class Uploader(UploadWidget):
         if self._core is not None and self.running:
             self.status = "cancelling"
             self._core.cancel()
-        elif self.status == "paused" and self.upload_id and self._core is not None:
-            destination = self._core.destination
+        elif self.status == "paused" and self.upload_id:
             try:
+                destination = Destination.parse(self.destination)
                 self.control.abort(destination, self.upload_id)
                 self.state.remove(self.control.endpoint, destination)
             except Exception as exc:
@@ -129,6 +134,28 @@ class Uploader(UploadWidget):
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    def _show_what_s3_holds(self) -> None:
+        """After a kernel restart, show the upload this file left open, before Start.
+
+        Only a display: Start hands the decision to the core, which checks every part.
+        """
+        try:
+            destination = Destination.parse(self.destination)
+            state = self.state.load(self.control.endpoint, destination)
+            if state is None or state.source != self.source:
+                return
+            held = self.control.list_parts(destination, state.upload_id)
+        except Exception:  # a hint only: Start reports real problems
+            return
+        with self._look_lock:
+            if self.status != "ready":
+                return
+            size = sum(part.size for part in held)
+            self.total_bytes, self.bytes_done = state.fingerprint.size, size
+            self.upload_id, self.status = state.upload_id, "paused"
+            self.detail = (f"an earlier upload of this file holds {_mib(size)} in S3; "
+                           "press Resume to send the rest")
 
     def _on_command(self, _widget: object, content: dict[str, Any],
                     _buffers: Sequence[bytes]) -> None:
@@ -147,6 +174,8 @@ class Uploader(UploadWidget):
         if not self.source or not self.destination:
             self._fail(ValueError("choose a source file and a destination s3://bucket/key"))
             return None
+        with self._look_lock:
+            self.status = "starting"
         core = self._core
         if core is None or self._core_inputs != (self.source, self.destination):
             if core is not None:

@@ -196,9 +196,10 @@ def test_uploader_resumes_after_a_kernel_restart_in_jupyterlab(
         assert jupyter.kernel_process(name).pid != old_kernel, "the kernel did not restart"
         notebook.run_all()
         widget = notebook.widget()
-        page.wait_for_function("(el) => el.dataset.status === 'ready'",
-                               arg=widget.element_handle())
-        widget.locator(".streamify-start").click()
+        # Before any click, the bar shows what S3 holds; Resume sends the rest.
+        notebook.wait_for_status(widget, "paused")
+        assert int(widget.get_attribute("data-bytes-done")) == sum(held.values())
+        widget.locator(".streamify-resume").click()
         notebook.wait_for_status(widget, "completed", "failed")
         assert widget.locator(".streamify-error").inner_text() == ""
         sent = proxy.counts() - before

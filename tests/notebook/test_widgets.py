@@ -101,6 +101,10 @@ def test_a_new_widget_for_the_same_file_resumes_like_after_a_kernel_restart(
     present = sum(part.size for part in listed)
 
     again = kernel_uploader(moto_bucket, source, "restart.bin")
+    wait_for(lambda: again.status == "paused")  # before Start: what S3 already holds
+    assert (again.bytes_done, again.total_bytes) == (present, source.stat().st_size)
+    assert again.upload_id == first.upload_id
+    assert "holds" in again.detail and "press Resume" in again.detail
     starts: list[int] = []
     details: list[str] = []
     again.observe(lambda change: starts.append(change["new"]), names="bytes_done")
@@ -131,6 +135,35 @@ def test_uploader_goes_through_the_api_service_with_a_token(
         refused.wait(60)
         assert refused.status == "failed"
         assert refused.error.startswith("Storage refused access"), refused.error
+
+
+def test_a_paused_upload_found_after_a_restart_can_be_cancelled(
+        moto_bucket: Bucket, source: Path, state_dir: str) -> None:
+    first = kernel_uploader(moto_bucket, source, "found.bin", bwlimit="4MiB", concurrency=1)
+    first.start()
+    wait_for(lambda: first.bytes_done >= 5 * MiB)
+    first.pause()
+    wait_for(lambda: finished(first))
+    again = kernel_uploader(moto_bucket, source, "found.bin")
+    wait_for(lambda: again.status == "paused")
+    again.cancel()
+    assert again.status == "cancelled" and moto_bucket.open_uploads() == []
+    other = kernel_uploader(moto_bucket, source, "found.bin")
+    time.sleep(0.5)
+    assert other.status == "ready" and other.bytes_done == 0
+
+
+def test_another_file_to_the_same_key_is_not_shown_as_resumable(
+        moto_bucket: Bucket, source: Path, tmp_path: Path, state_dir: str) -> None:
+    first = kernel_uploader(moto_bucket, source, "same-key.bin", bwlimit="4MiB", concurrency=1)
+    first.start()
+    wait_for(lambda: first.bytes_done >= 5 * MiB)
+    first.pause()
+    wait_for(lambda: finished(first))
+    other = kernel_uploader(moto_bucket, make_file(tmp_path / "other.bin", 6 * MiB),
+                            "same-key.bin")
+    time.sleep(0.5)
+    assert other.status == "ready" and other.bytes_done == 0
 
 
 def test_cancel_aborts_the_multipart_upload(
