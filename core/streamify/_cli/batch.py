@@ -165,8 +165,9 @@ class UploadBatch:
             os._exit(INTERRUPTED_EXIT)
         self._interrupted = True
         parts = self._sender.in_flight
-        notice(f"streamify: finishing the {parts} part{'' if parts == 1 else 's'} in flight "
-               "so no byte sent is wasted; press Ctrl-C again to stop now")
+        doing = (f"finishing the {parts} part{'' if parts == 1 else 's'} in flight so no "
+                 "byte sent is wasted" if parts else "stopping before the next part")
+        notice(f"streamify: {doing}; press Ctrl-C again to stop now")
         with self._lock:
             running = list(self._running)
         for uploader in running:
