@@ -118,13 +118,15 @@ class StreamifyHook(BaseHook):
         from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
         from streamify._s3control import s3_client
 
-        aws = AwsBaseHook(aws_conn_id=aws_conn_id, client_type="s3")
         try:
-            wrapper = aws.conn_config
+            # The AWS hook would fall back to the default credentials without a word.
+            self.get_connection(aws_conn_id)
         except AirflowNotFoundException as exc:
             raise ConfigError(
                 f"connection {self.streamify_conn_id!r} names the AWS connection "
                 f"{aws_conn_id!r}, which is not defined: create it or fix the name") from exc
+        aws = AwsBaseHook(aws_conn_id=aws_conn_id, client_type="s3")
+        wrapper = aws.conn_config
         endpoint = self.settings.endpoint_url or wrapper.get_service_endpoint_url("s3")
         region = self.settings.region or wrapper.region_name
         client = s3_client(endpoint_url=endpoint, region=region,

@@ -59,6 +59,17 @@ def test_a_connection_with_an_unknown_mode_says_which_modes_exist(
                            "to 'direct'")
 
 
+def test_a_missing_aws_connection_is_named_not_replaced_by_default_credentials(
+        airflow_db: Path, video: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    set_connection(monkeypatch, "via_aws", conn_type="streamify",
+                   extra={"aws_conn_id": "no_such_aws"})
+    line = _fails_once({"source": str(video), "destination": "s3://videos/clip.mp4",
+                        "conn_id": "via_aws"}, capfd)
+    assert line == ("connection 'via_aws' names the AWS connection 'no_such_aws', which is "
+                    "not defined: create it or fix the name")
+
+
 def test_a_wrong_api_key_is_refused_without_retrying(
         airflow_db: Path, video: Path, api: Api, monkeypatch: pytest.MonkeyPatch,
         capfd: pytest.CaptureFixture[str]) -> None:

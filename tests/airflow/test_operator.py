@@ -67,14 +67,15 @@ def test_on_kill_stops_the_upload_and_the_next_try_resumes_it(
 
 def test_a_different_object_is_replaced_only_when_asked(
         moto_conn: str, moto_bucket: Bucket, tmp_path: Path) -> None:
-    video = tmp_path / "clip.mp4"
+    video, other = tmp_path / "clip.mp4", tmp_path / "other.mp4"
     write_video(video, 6 * MiB)
-    moto_bucket.client.put_object(Bucket=moto_bucket.name, Key="v/clip.mp4", Body=b"other")
+    other_digest = write_video(other, 6 * MiB)  # same size and part count, other bytes
+    _operator(other, moto_bucket.url("v/clip.mp4")).execute({})
 
     with pytest.raises(AirflowFailException, match="already holds a different object") as caught:
         _operator(video, moto_bucket.url("v/clip.mp4")).execute({})
     assert "replace=True" in str(caught.value)
-    assert moto_bucket.read("v/clip.mp4") == b"other"
+    assert sha256(moto_bucket.read("v/clip.mp4")) == other_digest
 
     result = _operator(video, moto_bucket.url("v/clip.mp4"),
                        replace=True).execute({})

@@ -12,116 +12,26 @@ complete a byte-identical object.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import signal
-import sqlite3
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 import psutil  # type: ignore[import-untyped]
 import pytest
 
+from tests.airflow._services import Airflow, running_airflow, wait_for
 from tests.airflow._support import MiB, sha256, write_video
-from tests.conftest import Bucket, free_port
+from tests.conftest import Bucket
 from tests.wireproxy import WireProxy
 
 ROOT = Path(__file__).resolve().parents[2]
-AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 DAG_ID = "streamify_video_ingestion"
 PART_SIZE = 16 * MiB  # the example DAG's settings
 CONCURRENCY = 4
 SIZE = 256 * MiB
-
-T = TypeVar("T")
-
-
-@dataclass
-class Airflow:
-    """Airflow's services running on loopback with their own home and database."""
-
-    home: Path
-    env: dict[str, str]
-    processes: list[subprocess.Popen[bytes]]
-
-    def cli(self, *args: str) -> str:
-        done = subprocess.run([AIRFLOW, *args], env=self.env, capture_output=True, timeout=120,
-                              check=False)
-        assert done.returncode == 0, done.stderr.decode()[-3000:]
-        return done.stdout.decode()
-
-    def query(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(self.home / "airflow.db", timeout=30) as db:
-            return db.execute(sql, params).fetchall()
-
-    def check_running(self) -> None:
-        for process in self.processes:
-            assert process.poll() is None, f"{process.args!r} exited: see {self.home}/*.log"
-
-
-def wait_for(what: str, probe: Callable[[], T | None], airflow: Airflow,
-             timeout: float = 180.0, every: float = 0.5) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        airflow.check_running()
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-@contextlib.contextmanager
-def running_airflow(home: Path, env: dict[str, str]) -> Iterator[Airflow]:
-    """Migrate a database in ``home``, start the three services, stop them afterwards."""
-    (home / "dags").mkdir(parents=True)
-    shutil.copy(ROOT / "example_dags" / f"{DAG_ID}.py", home / "dags")
-    port = free_port()
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__API_AUTH__JWT_SECRET": "streamify-tests-only-" + "0" * 32,
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-        **env,
-    }
-    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True,
-                   timeout=300)
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        for name, args in (("api-server", ["api-server", "--host", "127.0.0.1", "--port",
-                                           str(port)]),
-                           ("scheduler", ["scheduler"]), ("dag-processor", ["dag-processor"])):
-            with open(home / f"{name}.log", "wb") as log:
-                processes.append(subprocess.Popen([AIRFLOW, *args], env=env, stdout=log,
-                                                  stderr=subprocess.STDOUT,
-                                                  start_new_session=True))
-        yield Airflow(home, env, processes)
-    finally:
-        for process in processes:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
 
 
 def _connection_holder(port: int) -> psutil.Process:
@@ -148,7 +58,8 @@ def test_a_killed_upload_is_retried_by_the_scheduler_and_resumes(
     port = int(proxy.url.rsplit(":", 1)[1])
     connection = json.dumps({"conn_type": "streamify", "host": proxy.url,
                              "extra": {"mode": "direct", "state_location": str(state)}})
-    with running_airflow(tmp_path / "airflow", {"AIRFLOW_CONN_INGEST": connection}) as airflow:
+    with running_airflow(tmp_path / "airflow", {"AIRFLOW_CONN_INGEST": connection},
+                         dags=[ROOT / "example_dags" / f"{DAG_ID}.py"]) as airflow:
         wait_for("the DAG to be parsed", lambda: airflow.query(
             "select dag_id from serialized_dag where dag_id = ?", DAG_ID), airflow)
         conf = {"source": str(videos), "destination": moto_bucket.url("films/"),
