@@ -42,8 +42,7 @@ def get_provider_info() -> dict[str, Any]:
                 "hidden-fields": ["schema", "login", "port"],
                 "relabeling": {"host": "Endpoint URL", "password": "API key"},
                 "placeholders": {
-                    "host": "API mode: http://127.0.0.1:8080; direct mode: the S3 endpoint "
-                            "(empty for AWS)",
+                    "host": "API service URL, or S3 endpoint (direct; empty for AWS)",
                     "password": "API mode: the service's API key",
                 },
             },
