@@ -10,6 +10,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -94,6 +95,11 @@ def test_settings_can_come_from_fsspec_configuration(monkeypatch: pytest.MonkeyP
     fs = fsspec.filesystem("streamify", part_size="6MiB", skip_instance_cache=True)
     assert (fs.endpoint_url, fs.config.concurrency, fs.config.part_size) == (
         "http://127.0.0.1:9", 6, 6 * MiB)
+    # Dask and multiprocessing ship filesystems to workers by pickling them.
+    shipped = pickle.dumps(fs)
+    monkeypatch.delitem(fsspec.config.conf, "streamify")  # a worker without that config
+    copy = pickle.loads(shipped)  # noqa: S301
+    assert (copy.endpoint_url, copy.config) == (fs.endpoint_url, fs.config)
 
 
 def test_put_file_sends_parts_with_progress_and_reads_back(
