@@ -74,9 +74,10 @@ class ProgressLog:
         log = self._log
         if isinstance(event, Started):
             self._label = str(event.destination)
-            log.info("uploading %s to %s in %d parts of %s (upload %s)",
+            log.info("uploading %s to %s in %d part%s of %s (upload %s)",
                      format_bytes(event.total_bytes), self._label, event.parts,
-                     format_bytes(event.part_size), event.upload_id)
+                     "" if event.parts == 1 else "s", format_bytes(event.part_size),
+                     event.upload_id)
         elif isinstance(event, Resumed):
             log.info("resuming upload %s: S3 already holds %s in %d verified parts "
                      "(found by %s); only the rest is sent", event.upload_id,

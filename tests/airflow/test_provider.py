@@ -141,4 +141,4 @@ def test_progress_logging_works_with_a_standard_logger(caplog: pytest.LogCapture
     caplog.set_level(logging.INFO)
     progress = ProgressLog(logging.getLogger("streamify.test"), interval=0.0)
     progress(Started(Destination("b", "k"), "u", 10, 1, 10))
-    assert "uploading 10 B to s3://b/k in 1 parts of 10 B (upload u)" in caplog.text
+    assert "uploading 10 B to s3://b/k in 1 part of 10 B (upload u)" in caplog.text
