@@ -8,6 +8,7 @@ import json
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,6 +123,21 @@ def test_stalled_headers_and_bodies_time_out(moto_bucket: Bucket) -> None:
 
         # A request sent at an ordinary pace is not affected.
         assert api.client().get("/v1/uploads").status_code == 200
+        _assert_next_request_is_timed(api.url)
+
+
+def _assert_next_request_is_timed(url: str) -> None:
+    """On a kept-alive connection, the next request's headers have the same deadline
+    (uvicorn's idle timeout stops counting at the first byte)."""
+    with _raw(url) as raw:
+        raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(1.5)  # longer than the header deadline: an idle wait is not a stall
+        assert raw.recv(65536).startswith(b"HTTP/1.1 200 ")
+        raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert raw.recv(65536).startswith(b"HTTP/1.1 200 ")
+        raw.sendall(b"GET /healthz HTTP/1.1\r\nHo")
+        answer, waited = _read_until_closed(raw)
+    assert answer.startswith(b"HTTP/1.1 408 ") and waited < 4
 
 
 @pytest.mark.parametrize("docs", [True, False])
@@ -131,3 +147,39 @@ def test_the_api_documents_can_be_switched_off(moto_bucket: Bucket, docs: bool) 
         for path in ("/docs", "/redoc", "/openapi.json"):
             assert page.get(path).status_code == (200 if docs else 404)
         assert page.get("/healthz").status_code == 200
+
+
+def test_the_h11_protocol_also_times_out_stalled_headers(moto_bucket: Bucket) -> None:
+    """Where httptools is missing, uvicorn's h11 protocol gets the same deadline."""
+    import functools
+    import threading
+
+    import uvicorn
+    from streamify.server import create_app
+    from streamify.server._local import bind_socket, socket_url
+    from streamify.server._protocol import HeaderTimeoutH11Protocol
+
+    from tests.server.conftest import service_settings
+
+    sock = bind_socket("127.0.0.1", 0)
+    # uvicorn calls the protocol "class" with keywords: a partial serves (typed as a class).
+    protocol: dict[str, Any] = {
+        "http": functools.partial(HeaderTimeoutH11Protocol, header_timeout=1)}
+    config = uvicorn.Config(create_app(service_settings(moto_bucket)), log_config=None,
+                            lifespan="off", proxy_headers=False, **protocol)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.01)
+        url = socket_url(sock)
+        with _raw(url) as raw:
+            raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            answer, waited = _read_until_closed(raw)
+        assert answer.startswith(b"HTTP/1.1 408 ") and waited < 5
+        _assert_next_request_is_timed(url)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()

@@ -52,8 +52,10 @@ class BodyLimitMiddleware:
                 with anyio.fail_after(max(deadline - time.monotonic(), 0.0)):
                     message = await receive()
             except TimeoutError:
+                # The rest of the body may still come: close rather than read it.
                 raise HTTPException(408, f"the request body was not received within "
-                                    f"{self.timeout:g} s; send it at once") from None
+                                    f"{self.timeout:g} s; send it at once",
+                                    headers={"Connection": "close"}) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:

@@ -186,7 +186,8 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         kind = {404: "not-found", 405: "method-not-allowed", 408: "body-timeout",
                 413: "body-too-large"}.get(exc.status_code, "http-error")
-        return _respond(request, ServiceError(exc.status_code, kind, str(exc.detail)))
+        return _respond(request, ServiceError(exc.status_code, kind, str(exc.detail),
+                                              headers=exc.headers))
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Starlette still logs the traceback; the caller gets the usual shape, no details.

@@ -2,8 +2,9 @@
 
 uvicorn waits as long as a client likes for a request's headers, so a client that sends
 them a byte at a time holds a connection for ever. The protocol classes here close a
-connection whose next request's headers are not complete ``header_timeout`` seconds after
-it opened or after the previous response (answering 408 first). Request bodies are timed
+connection (answering 408 first) whose request headers are not complete
+``header_timeout`` seconds after it opened, or after the first byte of a later request on
+it; idle kept-alive connections are uvicorn's ``timeout_keep_alive``. Request bodies are timed
 in the app (``BodyLimitMiddleware``), and forwarded headers are honoured by the app only
 from configured proxies, so uvicorn's own proxy handling (which trusts loopback) is off.
 """
@@ -34,7 +35,7 @@ class _HeaderDeadline:
     """Closes the connection unless a new request's headers complete in time.
 
     Mixed into a uvicorn HTTP protocol class; ``cycle`` changes when a request's headers
-    are complete, which is how an armed deadline knows it was met.
+    are complete, which is how a deadline that fires knows it was met (and does nothing).
     """
 
     # Provided by the uvicorn protocol class this is mixed into.
@@ -74,14 +75,10 @@ class _HeaderDeadline:
         super().connection_lost(exc)  # type: ignore[misc]
 
     def data_received(self, data: bytes) -> None:
+        between_requests = self.cycle is None or self.cycle.response_complete
+        if between_requests and (self._deadline is None or self._armed_for is not self.cycle):
+            self._arm()  # the first byte of a new request: its headers are on the clock
         super().data_received(data)  # type: ignore[misc]
-        if self._deadline is not None and self.cycle is not self._armed_for:
-            self._disarm()
-
-    def on_response_complete(self) -> None:
-        # Armed before the base class may start a pipelined request (a new cycle).
-        self._arm()
-        super().on_response_complete()  # type: ignore[misc]
 
 
 class HeaderTimeoutH11Protocol(_HeaderDeadline, H11Protocol):

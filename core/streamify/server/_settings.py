@@ -99,8 +99,8 @@ class ServiceSettings(BaseSettings):
     """Open multipart uploads a principal may have at once; abort or finish one to start
     another (abandoned parts stay bounded)."""
     header_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
-    """Seconds a client has to send a request's headers (and, after a response, the next
-    request's) before the connection is closed."""
+    """Seconds a client has to send a request's headers, from the moment it connects or
+    sends the first byte of a later request, before it is answered 408 and disconnected."""
     body_timeout: Annotated[float, Field(gt=0, le=3600)] = 30.0
     """Seconds a client has to send a whole request body; then it is answered 408."""
     docs: bool = True
