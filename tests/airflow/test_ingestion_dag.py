@@ -88,3 +88,26 @@ def test_ingestion_uploads_each_video_once_and_writes_a_manifest(
 def _objects(bucket: Bucket) -> dict[str, dict[str, Any]]:
     listed = bucket.client.list_objects_v2(Bucket=bucket.name).get("Contents", [])
     return {item["Key"]: dict(item) for item in listed}
+
+
+def test_ingestion_reads_any_fsspec_url_and_glob(
+        airflow_db: Path, moto_bucket: Bucket, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    clips = {"clips/a.mp4": os.urandom(6 * MiB), "clips/b.mp4": os.urandom(MiB),
+             "clips/c.mov": os.urandom(MiB)}
+    for path, data in clips.items():
+        memory.pipe(f"/{path}", data)
+    conf = {"source": "memory://clips/*.mp4", "destination": moto_bucket.url("m/"),
+            "conn_id": _connect("moto", moto_bucket, monkeypatch, tmp_path / "state")}
+
+    state, _ = run_dag("streamify_video_ingestion", conf)
+
+    assert state == "success"
+    assert set(_objects(moto_bucket)) == {"m/a.mp4", "m/b.mp4", "m/manifest.json"}
+    assert moto_bucket.read("m/a.mp4") == clips["clips/a.mp4"]
+    manifest = json.loads(moto_bucket.read("m/manifest.json"))["videos"]
+    assert [v["source"] for v in manifest] == [memory.unstrip_protocol(f"/clips/{name}")
+                                              for name in ("a.mp4", "b.mp4")]
