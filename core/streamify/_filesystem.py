@@ -383,11 +383,18 @@ class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
         self._direct("rm").rm(self._strip_protocol(path), recursive=recursive, maxdepth=maxdepth)
 
     def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
-        self._direct("mkdir").mkdir(self._strip_protocol(path), create_parents=create_parents,
-                                    **kwargs)
+        """Create a bucket (direct mode). A prefix needs nothing: S3 has no folders."""
+        path = self._strip_protocol(path)
+        if "/" not in path:
+            self._direct("mkdir").mkdir(path, create_parents=create_parents, **kwargs)
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
-        self._direct("makedirs").makedirs(self._strip_protocol(path), exist_ok=exist_ok)
+        """Nothing for a prefix or with ``exist_ok``: fsspec calls this for the parent of
+        every file it opens for writing, and a write never creates a bucket (a missing one
+        is a clear error). ``makedirs("bucket")`` creates the bucket (direct mode)."""
+        path = self._strip_protocol(path)
+        if "/" not in path and not exist_ok:
+            self._direct("makedirs").makedirs(path, exist_ok=exist_ok)
 
     def rmdir(self, path: str) -> None:
         self._direct("rmdir").rmdir(self._strip_protocol(path))

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import fsspec
 import pytest
 from streamify import ConfigError, StreamifyFileSystem
 
@@ -61,7 +62,9 @@ def test_what_the_service_cannot_do_names_direct_mode(
     api_fs.put_file(str(tmp_path / "a.txt"), path)
     for attempt in (lambda: api_fs.cat_file(path), lambda: api_fs.open(path, "rb"),
                     lambda: api_fs.rm(path), lambda: api_fs.ls(api.bucket.name),
-                    lambda: api_fs.open(path, "wb"), lambda: api_fs.pipe_file(path, b"b")):
+                    lambda: api_fs.open(path, "wb"), lambda: api_fs.pipe_file(path, b"b"),
+                    lambda: fsspec.open(f"streamify://{path}", "wb", api_url=api.url,
+                                        token=TOKENS["alice"]).open()):
         with pytest.raises(NotImplementedError, match="needs direct mode") as caught:
             attempt()
         assert "endpoint_url" in str(caught.value)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import fsspec
 import pytest
-from streamify import StreamifyFileSystem
+from streamify import DestinationError, StreamifyFileSystem
 
 from tests.conftest import Bucket
 from tests.fsspec.conftest import MiB, make_fs
@@ -118,6 +118,14 @@ def test_text_mode_empty_files_and_pipe(fs: StreamifyFileSystem, bucket: Bucket)
     assert fs.cat_file(f"{bucket.name}/a") == b"a" * 10
     assert fs.info(f"{bucket.name}/b")["size"] == 7 * MiB
     assert bucket.open_uploads() == []
+
+
+def test_a_write_never_creates_a_bucket(fs: StreamifyFileSystem, bucket: Bucket) -> None:
+    missing = f"{bucket.name}-missing"
+    with (pytest.raises(DestinationError, match=f"bucket '{missing}' does not exist"),
+          fsspec.open(f"streamify://{missing}/clip.bin", "wb", **fs.storage_options) as out):
+        out.write(b"x")
+    assert missing not in {b["Name"] for b in bucket.client.list_buckets()["Buckets"]}
 
 
 def test_modes_s3_cannot_do_are_refused(fs: StreamifyFileSystem, bucket: Bucket) -> None:
