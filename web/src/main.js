@@ -1,0 +1,206 @@
+// The upload page the Streamify API service serves at / (and /ui/): sign in with an API
+// key, then an Uppy Dashboard sending files in parts straight to storage through the
+// service's Companion routes, with Golden Retriever so a reload or a closed tab resumes
+// from the parts storage already holds. Below it: the caller's unfinished uploads (with
+// what storage holds of each, and an abort button) and the objects completed here.
+
+import AwsS3 from '@uppy/aws-s3'
+import Uppy from '@uppy/core'
+import Dashboard from '@uppy/dashboard'
+import GoldenRetriever from '@uppy/golden-retriever'
+import '@uppy/core/css/style.min.css'
+import '@uppy/dashboard/css/style.min.css'
+import './page.css'
+
+import { renderCompleted, renderOpenUploads, rememberCompleted } from './lists.js'
+import {
+  ServiceError, openUploads, plainWords, signIn, signInOnce, signOut, watchCompanionAnswers,
+} from './service.js'
+
+const MiB = 1024 * 1024
+// A pure function of the size: a resumed upload must cut the file exactly as before.
+const partSize = (file) => Math.max(8 * MiB, Math.ceil(file.size / 10000))
+const byId = (id) => document.getElementById(id)
+
+let uppy = null
+let lastRefusal = null // the service's last refusal of a Companion call (see service.js)
+
+function showProblem(text) {
+  const box = byId('problem')
+  box.textContent = text
+  box.hidden = !text
+}
+
+function showSignIn(reason) {
+  document.body.dataset.state = 'signed-out'
+  byId('sign-in').hidden = false
+  byId('sign-out').hidden = true
+  if (reason) showProblem(reason)
+  byId('api-key').focus()
+}
+
+async function refresh() {
+  try {
+    await Promise.all([renderOpenUploads(byId('open-uploads'), byId('open-empty'), onAbort),
+      renderCompleted(byId('done-objects'), byId('done-empty'))])
+  } catch (error) {
+    failed(error)
+  }
+}
+
+// A list's abort button: storage frees the parts; a file of this page on it goes too.
+function onAbort(upload) {
+  for (const file of uppy ? uppy.getFiles() : []) {
+    if (file.s3Multipart && file.s3Multipart.uploadId === upload.upload_id) {
+      uppy.removeFile(file.id)
+    }
+  }
+}
+
+function failed(error, fileName) {
+  if (error instanceof ServiceError && error.status === 401) {
+    showSignIn(plainWords(error))
+    return
+  }
+  showProblem(plainWords(error, fileName))
+}
+
+function startUppy() {
+  const phone = window.matchMedia('(pointer: coarse)').matches
+  uppy = new Uppy({ id: 'streamify', autoProceed: false })
+    .use(Dashboard, {
+      inline: true,
+      target: '#uploader',
+      width: '100%',
+      height: phone ? 380 : 420,
+      theme: 'auto',
+      proudlyDisplayPoweredByUppy: false,
+      showRemoveButtonAfterComplete: true,
+      showNativePhotoCameraButton: phone,
+      showNativeVideoCameraButton: phone,
+      nativeCameraFacingMode: 'environment',
+      doneButtonHandler: null,
+    })
+    .use(AwsS3, {
+      companionEndpoint: window.location.origin,
+      shouldUseMultipart: (file) => (file.size || 0) > 16 * MiB,
+      getChunkSize: partSize,
+      limit: 3,
+    })
+    // Blobs of up to 10 MiB are kept in IndexedDB; larger files come back as "ghosts"
+    // that the person chooses again, and then only the missing parts are sent.
+    .use(GoldenRetriever, { expires: 7 * 24 * 3600 * 1000 })
+
+  uppy.on('upload-error', (file, error) => {
+    const recent = lastRefusal && Date.now() - lastRefusal.at < 10_000
+    failed(recent ? lastRefusal.error : error, file && file.name)
+    lastRefusal = null
+    refresh()
+  })
+  uppy.on('upload-success', (file, response) => {
+    rememberCompleted(response.body.key)
+    refresh()
+  })
+  uppy.on('upload', () => showProblem(''))
+  uppy.on('s3-multipart:part-uploaded', (file, part) => {
+    if (part.PartNumber === 1) refresh() // the new upload shows in the list
+  })
+  uppy.on('is-offline', () => showProblem(plainWords(new TypeError('offline'))))
+  uppy.on('is-online', () => showProblem(''))
+  window.streamifyPage.uppy = uppy
+}
+
+function showApp() {
+  document.body.dataset.state = 'signed-in'
+  byId('sign-in').hidden = true
+  byId('sign-out').hidden = false
+  byId('app').hidden = false
+  showProblem('')
+  if (!uppy) startUppy()
+  refresh()
+}
+
+async function onSignIn(event) {
+  event.preventDefault()
+  const input = byId('api-key')
+  try {
+    await signIn(input.value.trim())
+    input.value = ''
+    showApp()
+  } catch (error) {
+    if (error instanceof ServiceError && error.status === 401) {
+      showProblem('That API key was not accepted. Check it (it starts with the ' +
+        'characters you were given) and try again.')
+    } else {
+      failed(error)
+    }
+  }
+}
+
+async function onSignOut() {
+  try {
+    await signOut()
+  } catch (error) {
+    if (!(error instanceof ServiceError && error.status === 401)) failed(error)
+  }
+  forgetThisBrowser()
+  window.location.reload()
+}
+
+// Signing out is what someone does on a shared computer: the next person must not see
+// this one's files. The uploads stay in storage, listed under "Unfinished uploads" after
+// signing in again, where they can be aborted; the bucket's lifecycle rule ends the rest.
+function forgetThisBrowser() {
+  if (uppy) uppy.pauseAll()
+  for (const key of Object.keys(window.localStorage)) {
+    if (key.startsWith('uppyState:') || key === 'streamify.completed') {
+      window.localStorage.removeItem(key)
+    }
+  }
+  // Golden Retriever's database: deleted once this page closes its connection (reload).
+  window.indexedDB.deleteDatabase('uppy-blobs')
+  window.sessionStorage.setItem('streamify.signedOut', '1')
+}
+
+// A one-time link (printed by `streamify serve --local`) carries its code in the
+// fragment, which browsers never send to a server or put in a log.
+async function useSignInLink() {
+  const code = new URLSearchParams(window.location.hash.slice(1)).get('signin')
+  if (!code) return
+  window.history.replaceState(null, '', window.location.pathname + window.location.search)
+  try {
+    await signInOnce(code)
+  } catch (error) {
+    if (error instanceof ServiceError && error.status < 500) {
+      showProblem('This sign-in link was used already (it works once). Sign in with ' +
+        'your API key instead.')
+      return
+    }
+    failed(error)
+  }
+}
+
+async function start() {
+  window.streamifyPage = { refresh, uppy: null, ready: false }
+  watchCompanionAnswers((error) => { lastRefusal = { error, at: Date.now() } })
+  byId('sign-in').addEventListener('submit', onSignIn)
+  byId('sign-out').addEventListener('click', onSignOut)
+  byId('refresh').addEventListener('click', refresh)
+  await useSignInLink()
+  if (window.sessionStorage.getItem('streamify.signedOut')) {
+    window.sessionStorage.removeItem('streamify.signedOut')
+    showProblem('You are signed out, and this browser forgot its upload files. Unfinished ' +
+      'uploads stay in storage: sign in to see or abort them.')
+  }
+  try {
+    await openUploads()
+    showApp()
+  } catch (error) {
+    if (error instanceof ServiceError && error.status === 401) showSignIn()
+    else failed(error)
+  }
+  setInterval(() => { if (uppy && !document.hidden) refresh() }, 15_000)
+  window.streamifyPage.ready = true
+}
+
+start()
