@@ -6,7 +6,10 @@ behind one load balancer and any of them can serve the next call of an upload.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -17,11 +20,14 @@ from . import _companion, _native
 from ._auth import Authenticator
 from ._limits import RateLimiter
 from ._middleware import AccessLogMiddleware, BodyLimitMiddleware, NoStoreMiddleware
-from ._problems import install_error_handlers
+from ._problems import ServiceError, install_error_handlers
 from ._service import UploadService
 from ._settings import ServiceSettings, load_settings
 
 __all__ = ["app_from_environment", "create_app"]
+
+PAGE_DIR = Path(__file__).parent / "static"
+"""The upload page (built from ``web/`` by ``scripts/build-page.sh``)."""
 
 
 class Health(BaseModel):
@@ -60,8 +66,19 @@ def create_app(settings: ServiceSettings, *, control: S3ControlPlane | None = No
 
     app.include_router(_native.router)
     app.include_router(_companion.router)
-    if settings.static_dir is not None:
-        app.mount("/ui", StaticFiles(directory=settings.static_dir, html=True), name="ui")
+    # The upload page shipped in the package, unless STREAMIFY_STATIC_DIR names another.
+    static_dir = settings.static_dir if settings.static_dir is not None else PAGE_DIR
+    app.mount("/ui", StaticFiles(directory=static_dir, html=True), name="ui")
+
+    @app.get("/", include_in_schema=False)
+    async def upload_page() -> FileResponse:
+        """The page's ``index.html`` at the root too: the address people are given."""
+        page = static_dir / "index.html"
+        if not page.is_file():
+            raise ServiceError(404, "not-found", "the static directory has no "
+                               "index.html: there is no page at /")
+        return FileResponse(page)
+
     # The last added runs first: forwarded headers are resolved before anything logs.
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes,
                        timeout=settings.body_timeout)

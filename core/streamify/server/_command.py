@@ -24,6 +24,7 @@ from ._local import (
 )
 from ._protocol import server_options
 from ._settings import CONFIG_FILE_ENV, ServiceSettings, load_settings
+from ._signin import SignInLink, add_sign_in_link
 
 __all__ = ["serve"]
 
@@ -112,10 +113,15 @@ def _serve_local(host: str, port: int) -> None:
     with local_s3(host=host) as endpoint:
         settings = local_settings(s3_endpoint=endpoint, token=token)
         sock = _listen(host, port)
+        app = local_stack_app(settings)
+        link = SignInLink(token)
+        add_sign_in_link(app, link)
         # Printed once, for the person who started it; it is never logged.
         click.echo(f"Streamify API: {socket_url(sock)}\n"
                    f"S3 endpoint:   {endpoint}\n"
                    f"Bucket:        {settings.bucket}\n"
-                   f"Token:         {token}")
+                   f"Token:         {token}\n"
+                   f"Upload page:   {link.url(socket_url(sock))}\n"
+                   "               (open it and drop a video; the link signs in once)")
         sys.stdout.flush()
-        _run(local_stack_app(settings), sock)
+        _run(app, sock)
