@@ -15,7 +15,13 @@ import click
 
 from ._cli.batch import Job, UploadBatch
 from ._cli.housekeeping import abort, gc, setup_bucket, status
-from ._cli.options import SIZE, ControlPlanes, connection_options, refuse_token_without_api
+from ._cli.options import (
+    BANDWIDTH,
+    PART_SIZE,
+    ControlPlanes,
+    connection_options,
+    refuse_token_without_api,
+)
 from ._cli.progress import wants_bar
 from ._cli.sources import expand_sources
 from ._config import UploadConfig
@@ -45,14 +51,14 @@ _jobs_option = click.option(
 @click.argument("sources", nargs=-1, required=True)
 @click.argument("dest")
 @connection_options
-@click.option("--part-size", type=SIZE, default="8MiB", show_default=True,
+@click.option("--part-size", type=PART_SIZE, default="8MiB", show_default=True,
               help="Preferred part size (grows for files over 10,000 parts).")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Parts in flight per file (peak memory is about concurrency x part size).")
 @_jobs_option
 @click.option("--checksum", type=click.Choice(["none", "crc32", "sha1", "sha256"]),
               default="none", show_default=True, help="S3 additional checksum per part.")
-@click.option("--bwlimit", type=SIZE, default=None,
+@click.option("--bwlimit", type=BANDWIDTH, default=None,
               help="Cap the upload rate, in bytes per second for the whole command, "
                    "e.g. 20MiB (default: no cap).")
 @click.option("--on-upload-gone", type=click.Choice(["restart", "fail"]), default="restart",

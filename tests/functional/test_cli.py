@@ -289,9 +289,9 @@ def test_several_files_upload_at_once(tmp_path: Path, moto_bucket: Bucket,
                                       state_dir: str) -> None:
     folder = tmp_path / "clips"
     folder.mkdir()
-    paths = [make_file(folder / f"c{n}.mov", MiB, seed=n) for n in range(3)]
+    paths = [make_file(folder / f"c{n}.mov", 2 * MiB, seed=n) for n in range(3)]
     env = {**os.environ, "STREAMIFY_STATE_DIR": state_dir}
-    # 3 MiB at 1 MiB/s for the whole command: about three seconds, however it is shared.
+    # 6 MiB at 1 MiB/s for the whole command: about six seconds, however it is shared.
     child = subprocess.Popen(
         [sys.executable, "-m", "streamify", "upload", str(folder), moto_bucket.url("in/"),
          "--endpoint-url", moto_bucket.endpoint, "--jobs", "3", "--bwlimit", "1MiB"],
@@ -302,7 +302,7 @@ def test_several_files_upload_at_once(tmp_path: Path, moto_bucket: Bucket,
         time.sleep(0.05)
     out, err = child.communicate()
     assert child.returncode == 0, err
-    assert most_open == 3
+    assert most_open == 3, out
     assert len(out.splitlines()) == 3
     for path in paths:
         assert moto_bucket.read(f"in/clips/{path.name}") == path.read_bytes()

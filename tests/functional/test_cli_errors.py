@@ -168,6 +168,13 @@ def test_invalid_part_size(moto_bucket: Bucket, video: Path, state: str, value: 
     assert moto_bucket.open_uploads() == []
 
 
+def test_bandwidth_cap_below_the_minimum(moto_bucket: Bucket, video: Path, state: str) -> None:
+    failure = streamify("upload", str(video), moto_bucket.url("v.mp4"), "--endpoint-url",
+                        moto_bucket.endpoint, "--state-dir", state, "--bwlimit", "1KiB")
+    assert failure.code == 2
+    assert "--bwlimit" in failure.line and "at least 64KiB per second" in failure.line
+
+
 def test_destination_that_is_not_an_s3_url(video: Path, state: str) -> None:
     failure = streamify("upload", str(video), "media/in/holiday.mp4", "--state-dir", state)
     assert failure.code == 5

@@ -8,26 +8,41 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from .._config import MAX_PART_SIZE, MIN_PART_SIZE
 from .._control import ControlPlane
 from .._errors import ConfigError
 from .._s3control import S3ControlPlane
 from .._state import ResumeState
 from .._units import parse_size
 
-__all__ = ["SIZE", "ControlPlanes", "connection_options", "refuse_token_without_api"]
+__all__ = ["BANDWIDTH", "PART_SIZE", "ControlPlanes", "Size", "connection_options",
+           "refuse_token_without_api"]
 
 
-class _Size(click.ParamType):  # type: ignore[type-arg]
+class Size(click.ParamType):  # type: ignore[type-arg]
+    """A size like ``8MiB``; outside ``minimum`` or ``maximum`` bytes, ``rule`` says why."""
+
     name = "size"
 
+    def __init__(self, minimum: int | None = None, maximum: int | None = None,
+                 rule: str = "") -> None:
+        self._minimum, self._maximum, self._rule = minimum, maximum, rule
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
         try:
-            return parse_size(value)
+            size = parse_size(value)
         except ConfigError as exc:
             self.fail(str(exc), param, ctx)
+        if ((self._minimum is not None and size < self._minimum)
+                or (self._maximum is not None and size > self._maximum)):
+            self.fail(f"{value}: {self._rule}", param, ctx)
+        return size
 
 
-SIZE = _Size()
+PART_SIZE = Size(MIN_PART_SIZE, MAX_PART_SIZE, "S3 parts are 5MiB to 5GiB")
+BANDWIDTH = Size(64 * 1024, None, "the cap is at least 64KiB per second")
 
 
 def connection_options(func: Callable[..., Any]) -> Callable[..., Any]:
