@@ -35,7 +35,7 @@ from ._events import (
     Started,
     Verifying,
 )
-from ._filesystem import StreamifyFileSystem
+from ._filesystem import StreamedFile, StreamifyFileSystem
 from ._housekeeping import apply_bucket_rules, collect_stale_uploads
 from ._httpcontrol import HttpControlPlane
 from ._plan import Part, PartPlan, plan_parts
@@ -85,6 +85,7 @@ __all__ = [
     "StateStore",
     "StateStoreError",
     "StreamWriter",
+    "StreamedFile",
     "StreamifyError",
     "StreamifyFileSystem",
     "TransferError",
