@@ -20,7 +20,7 @@ PUBLIC = [
     "PartDone", "PartPlan", "PartSender", "PartToSign", "Paused", "Progress", "Restarted",
     "ResumeState", "Resumed", "Retrying", "S3ControlPlane", "SignedPart", "Source",
     "SourceChangedError", "SourceError", "Started", "StateStore", "StateStoreError",
-    "StreamWriter", "StreamifyError", "StreamifyFileSystem", "TransferError",
+    "StreamWriter", "StreamedFile", "StreamifyError", "StreamifyFileSystem", "TransferError",
     "UploadCancelledError", "UploadConfig", "UploadGoneError", "UploadResult", "UploadedPart",
     "Uploader", "Verifying", "__version__", "apply_bucket_rules", "collect_stale_uploads",
     "open_source", "parse_size", "plan_parts", "upload", "upload_stream",
