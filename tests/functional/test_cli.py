@@ -12,6 +12,7 @@ import subprocess
 import sys
 import termios
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -326,19 +327,28 @@ def test_a_connection_cut_mid_part_is_sent_again(tmp_path: Path, moto_bucket: Bu
     assert moto_bucket.read("v.bin") == path.read_bytes()
 
 
-def _slow_upload(tmp_path: Path, bucket: Bucket, state_dir: str
+@pytest.fixture
+def moto_proxy(moto_bucket: Bucket) -> Iterator[WireProxy]:
+    """A wire proxy in front of moto, to see which parts are on the wire."""
+    proxy = WireProxy(moto_bucket.endpoint)
+    yield proxy
+    proxy.close()
+
+
+def _slow_upload(tmp_path: Path, bucket: Bucket, proxy: WireProxy, state_dir: str
                  ) -> tuple[list[str], subprocess.Popen[str]]:
     """Start uploading 40 MiB in 5 MiB parts, two at a time, at 2 MiB/s; return once both
     workers have a part on the wire (each takes about five seconds)."""
     path = make_file(tmp_path / "v.bin", 40 * MiB)
     args = ["upload", str(path), bucket.url("v.bin"), "--endpoint-url",
-            bucket.endpoint, "--part-size", "5MiB", "--concurrency", "2", "--no-progress"]
+            proxy.url, "--part-size", "5MiB", "--concurrency", "2", "--no-progress"]
     env = {**os.environ, "STREAMIFY_STATE_DIR": state_dir}
     child = subprocess.Popen([sys.executable, "-m", "streamify", *args, "--bwlimit", "2MiB"],
                              env=env, stderr=subprocess.PIPE, text=True)
-    while not bucket.open_uploads():
+    deadline = time.monotonic() + 60
+    while len(proxy.counts().parts) < 2:
+        assert time.monotonic() < deadline and child.poll() is None, "no two parts on the wire"
         time.sleep(0.05)
-    time.sleep(1.0)
     return args, child
 
 
@@ -349,8 +359,8 @@ def _parts_in_s3(bucket: Bucket, key: str) -> int:
 
 
 def test_ctrl_c_finishes_the_parts_in_flight_and_the_rerun_resumes(
-        tmp_path: Path, moto_bucket: Bucket, state_dir: str) -> None:
-    args, child = _slow_upload(tmp_path, moto_bucket, state_dir)
+        tmp_path: Path, moto_bucket: Bucket, moto_proxy: WireProxy, state_dir: str) -> None:
+    args, child = _slow_upload(tmp_path, moto_bucket, moto_proxy, state_dir)
     child.send_signal(signal.SIGINT)
     _, stderr = child.communicate(timeout=120)
     assert child.returncode == 130
@@ -369,8 +379,8 @@ def test_ctrl_c_finishes_the_parts_in_flight_and_the_rerun_resumes(
 
 
 def test_a_second_ctrl_c_stops_at_once_and_keeps_the_state(
-        tmp_path: Path, moto_bucket: Bucket, state_dir: str) -> None:
-    args, child = _slow_upload(tmp_path, moto_bucket, state_dir)
+        tmp_path: Path, moto_bucket: Bucket, moto_proxy: WireProxy, state_dir: str) -> None:
+    args, child = _slow_upload(tmp_path, moto_bucket, moto_proxy, state_dir)
     child.send_signal(signal.SIGINT)
     assert child.stderr is not None
     assert "press Ctrl-C again to stop now" in child.stderr.readline()
