@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from threading import Semaphore
 from types import TracebackType
-from typing import IO
+from typing import IO, cast
 
 from . import _events as ev
 from ._config import UploadConfig
@@ -106,7 +106,8 @@ class StreamWriter:
     def _submit(self) -> None:
         """Hand the buffered part to a worker, waiting for a free slot first."""
         sending = self._open()
-        body, self._buffer = bytes(self._buffer), bytearray()
+        # The filled buffer itself goes to the worker (no copy); a new one takes its place.
+        body, self._buffer = cast(bytes, self._buffer), bytearray()
         self._slots.acquire()
         try:
             self._raise_failure()
