@@ -339,6 +339,10 @@ def test_both_widgets_work_in_notebook_7(
         kernel_cell("nb7/big.bin", real_bucket.endpoint, real_bucket).replace(
             "bwlimit='12MiB'", "bwlimit=None"),
         browser_cell(real_bucket, bwlimit=None),
+        "from streamify_notebook import upload\n"
+        f"r = upload('big.bin', 's3://{real_bucket.name}/nb7/one-liner.bin',\n"
+        f"           endpoint_url='{real_bucket.endpoint}')\n"
+        "print('result:', r.status, r.size)",
     ])
     notebook = NotebookPage(page, jupyter, name, "notebook")
     notebook.open()
@@ -350,6 +354,10 @@ def test_both_widgets_work_in_notebook_7(
     assert notebook.wait_for_status(browser_widget, "completed", "failed") == "completed"
     assert real_bucket.read("nb7/big.bin") == (jupyter.root / "big.bin").read_bytes()
     assert sha256_of_object(real_bucket, "browser/small.mov") == sha256_of_file(source)
+    # The one-liner drew its own bar and returned the result.
+    page.get_by_text(f"result: completed {16 * MiB}").wait_for(timeout=60_000)
+    assert notebook.wait_for_status(notebook.widget(2), "completed") == "completed"
+    assert real_bucket.read("nb7/one-liner.bin") == (jupyter.root / "big.bin").read_bytes()
 
 
 CONTRAST = """(root) => {
