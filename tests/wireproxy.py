@@ -1,4 +1,4 @@
-"""A loopback HTTP/1.1 proxy in front of an S3 server: counts, throttles, freezes and cuts.
+"""A loopback HTTP/1.1 proxy in front of an S3 server: counts, throttles, freezes, cuts and fails.
 
 The one proxy of the tests and the benchmarks (``benchmarks/resume.py`` imports it too).
 Every byte is forwarded unchanged, so request signatures stay valid as long as the client
@@ -16,7 +16,20 @@ say to the byte what had left the client at a crash. The controls:
 - ``cut()``: close every connection open now (the server sees bodies cut short, as after
   a crash or a dropped network) and forward again for new connections;
 - ``cut_parts(after, count)``: close the connection of each of the next ``count`` part
-  bodies once ``after`` of its bytes reached the server, as a network failing mid-part.
+  bodies once ``after`` of its bytes reached the server, as a network failing mid-part;
+- ``fail_requests(status, code, ...)``: answer the next matching requests with an S3 error
+  (``503 SlowDown`` with ``Retry-After``, ``500 InternalError``) without forwarding them;
+- ``reset_requests(...)``: close the connection of the next matching requests before they
+  are forwarded (the client sees the connection reset with no answer);
+- ``stall_responses(seconds, ...)``: forward the next matching requests, but hold their
+  answers for ``seconds`` (longer than the client's read timeout), then drop the connection;
+- ``truncate_responses(...)``: pass only the head and half the body of the next matching
+  answers, then drop the connection (a response cut short, its Content-Length a lie);
+- ``retarget(upstream)``: new connections go to another server (a load balancer failing
+  over from a dead instance); ``cut()`` then drops the ones still open.
+
+Requests are matched by ``(method, target)``; the default matches part uploads.
+``faults`` counts what was injected, by kind (``cut``, ``503 SlowDown``, ``stall``...).
 
 A request body in chunked transfer encoding cannot be attributed; such a connection is
 passed through raw, counted in ``bytes_up`` only, and ``unparsed`` says how many there were.
@@ -31,11 +44,45 @@ import threading
 import time
 import urllib.parse
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Counts", "WireProxy"]
+__all__ = ["Counts", "Match", "WireProxy", "any_request", "part_puts"]
 
 _CHUNK = 64 * 1024
+
+Match = Callable[[str, str], bool]
+"""Whether a request, by its method and target (path and query), is the one to hit."""
+
+
+def part_puts(method: str, target: str) -> bool:
+    """Part uploads: ``PUT ...?partNumber=N&uploadId=U``."""
+    return _part_key(f"{method} {target} HTTP/1.1".encode("latin-1")) is not None
+
+
+def any_request(method: str, target: str) -> bool:
+    return True
+
+
+@dataclass
+class _Rule:
+    """One kind of fault waiting for ``count`` more requests that ``match``."""
+
+    kind: str
+    match: Match
+    count: int
+    status: int = 0
+    code: str = ""
+    retry_after: float | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class _Link:
+    """What the answer path of one client connection must do to the next answer."""
+
+    stall: float = 0.0
+    truncate: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,6 +126,10 @@ class WireProxy:
         self._part_connections = 0
         self._cuts_left = 0
         self._cut_after = 0
+        self._rules: list[_Rule] = []
+        self.faults: Counter[str] = Counter()
+        """Faults injected so far, by kind."""
+        self._closed = threading.Event()
         self._sockets: set[socket.socket] = set()
         self._clock = 0.0  # the earliest time the next throttled chunk may leave
         self._clock_lock = threading.Lock()
@@ -118,9 +169,62 @@ class WireProxy:
         with self._cond:
             self._cuts_left, self._cut_after = count, after
 
+    def fail_requests(self, status: int, code: str, *, count: int = 1,
+                      retry_after: float | None = None, match: Match = part_puts) -> None:
+        """Answer the next ``count`` matching requests with ``status`` and an S3 error
+        ``code`` (and ``Retry-After`` when given); they never reach the server."""
+        self._add(_Rule(f"{status} {code}", match, count, status=status, code=code,
+                        retry_after=retry_after))
+
+    def reset_requests(self, *, count: int = 1, match: Match = part_puts) -> None:
+        """Close the connection of the next ``count`` matching requests, unforwarded."""
+        self._add(_Rule("reset", match, count))
+
+    def stall_responses(self, seconds: float, *, count: int = 1,
+                        match: Match = part_puts) -> None:
+        """Forward the next ``count`` matching requests, hold their answers ``seconds``,
+        then drop the connection without them."""
+        self._add(_Rule("stall", match, count, seconds=seconds))
+
+    def truncate_responses(self, *, count: int = 1, match: Match = any_request) -> None:
+        """Forward the next ``count`` matching requests; pass their answers' head and half
+        their body, then drop the connection."""
+        self._add(_Rule("truncate", match, count))
+
+    def retarget(self, upstream: str) -> None:
+        """Send new connections to ``upstream`` (open ones stay where they are)."""
+        parsed = urllib.parse.urlsplit(upstream)
+        with self._cond:
+            self._upstream = (parsed.hostname or "127.0.0.1", parsed.port or 80)
+
+    def disarm(self) -> None:
+        """Drop every fault still waiting (rules and ``cut_parts``)."""
+        with self._cond:
+            self._rules, self._cuts_left = [], 0
+
+    def pending(self) -> int:
+        """Injected faults still waiting for a request to hit."""
+        with self._cond:
+            return self._cuts_left + sum(rule.count for rule in self._rules)
+
     def close(self) -> None:
+        self._closed.set()
         self._server.close()
         self.cut()
+
+    def _add(self, rule: _Rule) -> None:
+        with self._cond:
+            self._rules.append(rule)
+
+    def _take(self, method: str, target: str) -> _Rule | None:
+        with self._cond:
+            for rule in self._rules:
+                if rule.count and rule.match(method, target):
+                    rule.count -= 1
+                    self._rules = [r for r in self._rules if r.count]
+                    self.faults[rule.kind] += 1
+                    return rule
+            return None
 
     def _counts(self) -> Counts:
         return Counts(self._bytes_up, sum(self._parts.values()), dict(self._parts),
@@ -145,9 +249,11 @@ class WireProxy:
             generation = self._generation
             self._connections += 1
             self._sockets.update((client, upstream))
-        threading.Thread(target=self._pipe_down, args=(upstream, client), daemon=True).start()
+        link = _Link()
+        threading.Thread(target=self._pipe_down, args=(upstream, client, link),
+                         daemon=True).start()
         try:
-            self._pipe_up(client.makefile("rb"), upstream, generation)
+            self._pipe_up(client.makefile("rb"), upstream, client, link, generation)
         except (OSError, ValueError):
             pass
         finally:
@@ -187,7 +293,7 @@ class WireProxy:
             time.sleep(start - now)
 
     def _pipe_up(self, reader: io.BufferedReader, upstream: socket.socket,
-                 generation: int) -> None:
+                 client: socket.socket, link: _Link, generation: int) -> None:
         carried_parts = False
         while True:
             request_line = reader.readline()
@@ -209,6 +315,15 @@ class WireProxy:
                     length = int(value.strip())
                 elif name == "transfer-encoding" and "chunked" in value.lower():
                     chunked = True
+            method, target, _ = request_line.decode("latin-1").split(" ", 2)
+            rule = None if chunked else self._take(method, target)
+            if rule is not None and rule.kind == "reset":
+                return
+            if rule is not None and rule.status:
+                _answer_error(reader, client, length, rule)
+                return
+            if rule is not None:
+                link.stall, link.truncate = rule.seconds, rule.kind == "truncate"
             if not self._forward(upstream, b"".join(head), generation, None):
                 return
             if chunked:
@@ -226,6 +341,7 @@ class WireProxy:
                     if self._cuts_left:
                         self._cuts_left -= 1
                         cut_at = self._cut_after
+                        self.faults["cut"] += 1
                 carried_parts = True
             sent = 0
             while length:
@@ -240,9 +356,15 @@ class WireProxy:
                 if cut_at is not None and sent >= cut_at:
                     return  # the caller closes both sides: the body stays cut short
 
-    def _pipe_down(self, upstream: socket.socket, client: socket.socket) -> None:
+    def _pipe_down(self, upstream: socket.socket, client: socket.socket, link: _Link) -> None:
         try:
             while data := upstream.recv(_CHUNK):
+                if link.stall:
+                    self._closed.wait(link.stall)
+                    return  # the answer never arrives: the client's read timeout fires
+                if link.truncate:
+                    client.sendall(_truncated(data, upstream))
+                    return
                 client.sendall(data)
         except OSError:
             pass
@@ -254,6 +376,49 @@ class WireProxy:
             _close(sock)
         with self._cond:
             self._sockets.difference_update(sockets)
+
+
+def _answer_error(reader: io.BufferedReader, client: socket.socket, length: int,
+                  rule: _Rule) -> None:
+    """Read the request's body, answer it with the rule's S3 error, close the connection."""
+    while length:
+        data = reader.read1(min(length, _CHUNK))
+        if not data:
+            return
+        length -= len(data)
+    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{rule.code}</Code>'
+            f"<Message>injected by the wire proxy</Message></Error>").encode()
+    reason = {500: "Internal Server Error", 503: "Service Unavailable"}.get(rule.status, "Error")
+    head = [f"HTTP/1.1 {rule.status} {reason}", "Content-Type: application/xml",
+            f"Content-Length: {len(body)}", "Connection: close"]
+    if rule.retry_after is not None:
+        head.append(f"Retry-After: {rule.retry_after:g}")
+    with contextlib.suppress(OSError):
+        client.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+
+
+def _truncated(data: bytes, upstream: socket.socket) -> bytes:
+    """The first bytes of an answer: its head and half its body (half its head if it has
+    no body), read on from ``upstream`` as far as needed."""
+    while b"\r\n\r\n" not in data and len(data) < 1 << 20:
+        more = upstream.recv(_CHUNK)
+        if not more:
+            break
+        data += more
+    head, sep, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    if not sep or length == 0:
+        return head[: len(head) // 2]
+    while len(body) < length // 2:
+        more = upstream.recv(_CHUNK)
+        if not more:
+            break
+        body += more
+    return head + sep + body[: length // 2]
 
 
 def _part_key(request_line: bytes) -> tuple[str, int] | None:
