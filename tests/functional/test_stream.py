@@ -7,6 +7,7 @@ import io
 import random
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -90,6 +91,9 @@ def test_an_exception_inside_with_aborts_and_leaves_nothing(moto_bucket: Bucket)
         with writer:
             for chunk in _chunks(12 * MiB):
                 writer.write(chunk)
+            deadline = time.monotonic() + 30
+            while len(sender.puts) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)  # let the two full parts reach S3 first
             raise RuntimeError("encoder crashed")
 
     with pytest.raises(RuntimeError, match="encoder crashed"):
@@ -126,7 +130,10 @@ def test_write_blocks_while_concurrency_parts_are_in_flight(moto_bucket: Bucket)
 
     producer = threading.Thread(target=produce, daemon=True)
     producer.start()
-    producer.join(timeout=2)
+    deadline = time.monotonic() + 30
+    while sum(accepted) < 2 * 5 * MiB and time.monotonic() < deadline:
+        time.sleep(0.05)
+    producer.join(timeout=1)
     # Two parts in flight, the third full and waiting for a slot: no more is taken in.
     assert producer.is_alive() and sum(accepted) == 2 * 5 * MiB
     sender.gate.set()
