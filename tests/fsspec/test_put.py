@@ -24,7 +24,13 @@ import botocore.exceptions
 import fsspec
 import pytest
 from fsspec.callbacks import Callback
-from streamify import PartDone, StreamifyFileSystem, Uploader
+from streamify import (
+    DestinationError,
+    PartDone,
+    StreamifyError,
+    StreamifyFileSystem,
+    Uploader,
+)
 
 from tests.conftest import Bucket
 from tests.fsspec.conftest import MiB, make_fs, write_tree
@@ -190,6 +196,17 @@ def test_all_files_of_a_put_share_one_connection_pool(
     assert counts.part_connections <= 2 * 4
 
 
+def test_failures_say_which_files_and_to_repeat_the_put(
+        fs: StreamifyFileSystem, bucket: Bucket, tmp_path: Path) -> None:
+    write_tree(tmp_path / "tree", [10, 20, 30])
+    missing = f"{bucket.name}-missing"
+    with pytest.raises(StreamifyError, match=r"3 of 3 files failed .*repeat the same put") as got:
+        fs.put(str(tmp_path / "tree") + "/", f"{missing}/t/", recursive=True)
+    assert isinstance(got.value.__cause__, DestinationError)
+    with pytest.raises(DestinationError, match=f"bucket '{missing}' does not exist"):
+        fs.put(str(tmp_path / "tree" / "d0" / "f00.bin"), f"{missing}/one.bin")
+
+
 def test_repeating_a_finished_put_sends_nothing_but_a_changed_file_is_sent(
         bucket: Bucket, proxy: WireProxy, tmp_path: Path) -> None:
     files = write_tree(tmp_path / "tree", [6 * MiB, 100, 200_000, 0])
@@ -231,7 +248,13 @@ def test_an_upload_left_open_over_an_identical_object_is_finished_not_left_behin
 
 PUT_SCRIPT = """
 import json, sys
-from streamify import PartDone, StreamifyFileSystem, Uploader
+from streamify import (
+    DestinationError,
+    PartDone,
+    StreamifyError,
+    StreamifyFileSystem,
+    Uploader,
+)
 fs = StreamifyFileSystem(**json.loads(sys.argv[1]))
 fs.put(sys.argv[2], sys.argv[3], recursive=True)
 """
