@@ -389,19 +389,25 @@ def test_a_dark_theme_keeps_the_widgets_readable(
     make_file(jupyter.root / "big.bin", 8 * MiB, seed=6)
     name = write_notebook(jupyter.root / "dark.ipynb", [
         kernel_cell("dark/big.bin", real_bucket.endpoint, real_bucket),
-        "w.start(); w.wait(60); print(w.status)"])
+        "w.start(); w.wait(60); print(w.status)",
+        "from streamify_notebook import BrowserUploader\n"
+        "BrowserUploader('s3://no-such-bucket-here/')"])
+    source = make_file(tmp_path / "clip.mov", MiB, seed=6)
     notebook = NotebookPage(page, jupyter, name, "lab")
     notebook.open()
     page.evaluate("() => window.jupyterapp.commands.execute("
                   "'apputils:change-theme', {theme: 'JupyterLab Dark'})")
     page.wait_for_function("document.body.dataset.jpThemeLight === 'false'")
     notebook.run_all()
-    widget = notebook.widget()
+    widget, failing = notebook.widget(0), notebook.widget(1)
+    failing.locator("input[type=file]").set_input_files(str(source))
     notebook.wait_for_status(widget, "completed")
-    ratios = widget.evaluate(CONTRAST)
-    assert len(ratios) >= 5, ratios
-    for what, ratio in ratios:
-        assert ratio >= 4.5, f"{what} has a contrast of {ratio:.1f} on the dark theme"
+    notebook.wait_for_status(failing, "failed")  # an error message shows too
+    for each in (widget, failing):
+        ratios = each.evaluate(CONTRAST)
+        assert len(ratios) >= 5, ratios
+        for what, ratio in ratios:
+            assert ratio >= 4.5, f"{what} has a contrast of {ratio:.1f} on the dark theme"
     screenshot(widget, "notebook-uploader-dark.png", tmp_path)
 
 
@@ -453,3 +459,26 @@ def test_browser_uploader_explains_a_missing_cors_rule(
     assert "CORS rule does not allow this page's origin" in error, error
     assert f"streamify setup-bucket s3://{real_bucket.name} --cors-origin {jupyter.url}" in error
     screenshot(widget, "notebook-browser-cors.png", tmp_path)
+
+
+def test_browser_uploader_through_the_api_service(
+        jupyter: JupyterServer, page: Any, real_bucket: Bucket, tmp_path: Path) -> None:
+    """The kernel holds only an API key: the service signs, radosgw takes the parts."""
+    from tests.server.conftest import PREFIXES, TOKENS, running_api
+
+    source = make_file(tmp_path / "via-api.mov", 20 * MiB, seed=10)
+    with running_api(real_bucket) as api:
+        name = write_notebook(jupyter.root / "api.ipynb", [
+            "from streamify import HttpControlPlane\n"
+            "from streamify_notebook import BrowserUploader\n"
+            f"BrowserUploader('s3://{real_bucket.name}/{PREFIXES['alice']}',\n"
+            f"                control=HttpControlPlane('{api.url}', token='{TOKENS['alice']}'))"])
+        notebook = NotebookPage(page, jupyter, name, "lab")
+        notebook.open()
+        notebook.run_all()
+        widget = notebook.widget()
+        widget.locator("input[type=file]").set_input_files(str(source))
+        assert notebook.wait_for_status(widget, "completed", "failed") == "completed", \
+            widget.locator(".streamify-error").inner_text()
+    key = PREFIXES["alice"] + "via-api.mov"
+    assert sha256_of_object(real_bucket, key) == sha256_of_file(source)
