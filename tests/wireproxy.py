@@ -341,7 +341,6 @@ class WireProxy:
                     if self._cuts_left:
                         self._cuts_left -= 1
                         cut_at = self._cut_after
-                        self.faults["cut"] += 1
                 carried_parts = True
             sent = 0
             while length:
@@ -354,6 +353,8 @@ class WireProxy:
                 length -= len(data)
                 sent += len(data)
                 if cut_at is not None and sent >= cut_at:
+                    with self._cond:
+                        self.faults["cut"] += 1
                     return  # the caller closes both sides: the body stays cut short
 
     def _pipe_down(self, upstream: socket.socket, client: socket.socket, link: _Link) -> None:
