@@ -24,7 +24,7 @@ from streamify import (
 from streamify._control import SignedPart
 
 from tests.conftest import Bucket
-from tests.helpers import RecordingSender, make_file
+from tests.helpers import RecordingSender, assert_checksums_signed_and_sent, make_file
 
 MiB = 1024 * 1024
 CONFIG = UploadConfig(part_size=5 * MiB, concurrency=3)
@@ -206,3 +206,13 @@ def test_parts_grow_as_the_schedule_says(moto_bucket: Bucket,
     sizes = [len(body) for _, body in sorted(sender.puts, key=lambda put: put[0].number)]
     assert sizes == [5 * MiB, 5 * MiB, 10 * MiB, 10 * MiB, 10 * MiB]
     assert moto_bucket.read("growing.ts") == b"".join(_chunks(40 * MiB, seed=3)) != data
+
+
+def test_a_stream_carries_its_additional_checksum(moto_bucket: Bucket) -> None:
+    sender = RecordingSender()
+    with _writer(moto_bucket, "summed.ts", config=CONFIG.replace(checksum="sha256"),
+                 sender=sender) as writer:
+        for chunk in _chunks(11 * MiB, seed=4):
+            writer.write(chunk)
+    assert writer.close().parts == 3
+    assert_checksums_signed_and_sent(sender.puts, "sha256")
