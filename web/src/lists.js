@@ -61,7 +61,7 @@ export async function renderOpenUploads(list, empty, onAbort) {
         await renderOpenUploads(list, empty, onAbort)
       }
     })
-    const started = upload.initiated ? new Date(upload.initiated).toLocaleString() : ''
+    const started = upload.initiated ? new Date(upload.initiated * 1000).toLocaleString() : ''
     const item = row([
       text('span', 'key', upload.key),
       text('span', 'held', `storage holds ${formatBytes(bytes)} in ${count} ` +

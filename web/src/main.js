@@ -102,9 +102,8 @@ function startUppy() {
     refresh()
   })
   uppy.on('upload', () => showProblem(''))
-  uppy.on('s3-multipart:part-uploaded', (file, part) => {
-    if (part.PartNumber === 1) refresh() // the new upload shows in the list
-  })
+  // The list says how much storage holds: draw it again as parts arrive.
+  uppy.on('s3-multipart:part-uploaded', () => refresh())
   uppy.on('is-offline', () => showProblem(plainWords(new TypeError('offline'))))
   uppy.on('is-online', () => showProblem(''))
   window.streamifyPage.uppy = uppy
