@@ -52,8 +52,7 @@ MAX_REQUESTS = 200_000
 """Upper bound on the calls of one measurement, whatever ``--seconds`` says."""
 STARTUP_TIMEOUT = 60.0
 # What `streamify serve --local` configures its emulator with (moto takes any key).
-LOCAL_SESSION = {"aws_access_key_id": "streamify-local",
-                 "aws_secret_access_key": "streamify-local"}
+LOCAL_KEY = "streamify-local"
 
 
 @dataclass(frozen=True)
@@ -116,8 +115,11 @@ def local_stack() -> Iterator[Stack]:
         assert child.stdout is not None
         stdout = child.stdout
         lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: [lines.put(line) for line in stdout],
-                         daemon=True).start()
+        def read_lines() -> None:
+            for line in stdout:
+                lines.put(line)
+
+        threading.Thread(target=read_lines, daemon=True).start()
         found: dict[str, str] = {}
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while len(found) < 4:
@@ -130,7 +132,8 @@ def local_stack() -> Iterator[Stack]:
             found[name.strip()] = value.strip()
         wait_until_ready(found["Streamify API"], deadline)
         s3 = s3_client(endpoint_url=found["S3 endpoint"], region="us-east-1",
-                       session=boto3.Session(**LOCAL_SESSION))
+                       session=boto3.Session(aws_access_key_id=LOCAL_KEY,
+                                             aws_secret_access_key=LOCAL_KEY))
         yield Stack(api_url=found["Streamify API"], s3_endpoint=found["S3 endpoint"],
                     bucket=found["Bucket"], token=found["Token"], s3=s3,
                     description="`streamify serve --local` (moto as S3)")

@@ -112,6 +112,7 @@ class Service:
 
 @pytest.fixture
 def service(real_bucket: Bucket, uppy_page: Path) -> Iterator[Service]:
+    from pydantic import SecretStr
     from streamify.server import (
         PrincipalSettings,
         ServiceSettings,
@@ -126,7 +127,7 @@ def service(real_bucket: Bucket, uppy_page: Path) -> Iterator[Service]:
         principals=tuple(PrincipalSettings(name=name, key_sha256=hash_api_key(token),
                                            prefix=f"{name}/")
                          for name, token in tokens.items()),
-        cookie_secret=secrets.token_urlsafe(32), static_dir=uppy_page)
+        cookie_secret=SecretStr(secrets.token_urlsafe(32)), static_dir=uppy_page)
     with serve_in_thread(create_app(settings)) as origin:
         apply_bucket_rules(real_bucket.client, real_bucket.name, allowed_origins=[origin])
         running = Service(origin, real_bucket, tokens)
