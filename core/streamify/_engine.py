@@ -93,6 +93,8 @@ class Uploader:
         self.config = config or UploadConfig()
         self.state = state or StateStore()
         self.metadata = metadata or {}
+        # An injected sender may serve other uploads too: only one made here is closed here.
+        self._own_sender = sender is None
         self._sender = sender or new_sender(self.config)
         self._subscribers = ev.Subscribers()
         self._flow = Flow()
@@ -314,8 +316,10 @@ class Uploader:
                                    "was cancelled and its multipart upload aborted")
 
     def close(self) -> None:
-        """Release the data-path connections and the source (not the control plane)."""
-        self._sender.close()
+        """Release the source and the data-path connections this uploader made (not an
+        injected ``sender``, which may serve other uploads, nor the control plane)."""
+        if self._own_sender:
+            self._sender.close()
         self.source.close()
 
     def __enter__(self) -> Uploader:

@@ -580,3 +580,33 @@ def test_uploader_and_control_plane_close_their_connections(
     assert plane.client is not client  # closed; a later call gets a new client
     assert plane.head(Destination(moto_bucket.name, "v.mp4")) is not None
     plane.close()
+
+
+class _ClosingCounter(RecordingSender):
+    """A real data-path client that counts how often it is closed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+        super().close()
+
+
+def test_an_injected_sender_is_shared_and_left_open(tmp_path: Path, moto_bucket: Bucket,
+                                                     state_dir: str) -> None:
+    shared = _ClosingCounter()
+    for name in ("a.mp4", "b.mp4"):
+        path = make_file(tmp_path / name, 6 * MiB)
+        with _uploader(path, moto_bucket, name, state_dir, sender=shared) as uploader:
+            assert uploader.run().status == "completed"
+    assert shared.closed == 0  # the caller's pool: both uploads used it, neither closed it
+    assert {url.path for url in (urllib3.util.parse_url(s.url) for s, _ in shared.puts)} == {
+        f"/{moto_bucket.name}/a.mp4", f"/{moto_bucket.name}/b.mp4"}
+
+    own = _ClosingCounter()
+    uploader = _uploader(make_file(tmp_path / "c.mp4", MiB), moto_bucket, "c.mp4", state_dir)
+    uploader._sender = own  # what the uploader made itself is closed with it
+    uploader.close()
+    assert own.closed == 1
