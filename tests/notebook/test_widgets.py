@@ -118,6 +118,21 @@ def test_a_new_widget_for_the_same_file_resumes_like_after_a_kernel_restart(
     assert moto_bucket.read("restart.bin") == source.read_bytes()
 
 
+def test_uploader_reads_an_fsspec_url(moto_bucket: Bucket, state_dir: str) -> None:
+    import fsspec
+
+    data = bytes(range(256)) * (24 * 1024)  # 6 MiB: two parts
+    with fsspec.open("memory://notebook/clip.bin", "wb") as out:
+        out.write(data)
+    widget = Uploader("memory://notebook/clip.bin", moto_bucket.url("from-url.bin"),
+                      endpoint_url=moto_bucket.endpoint, part_size="5MiB")
+    assert widget.choices == []
+    widget.start()
+    result = widget.wait(60)
+    assert result is not None and result.parts == 2, widget.error
+    assert moto_bucket.read("from-url.bin") == data
+
+
 def test_uploader_goes_through_the_api_service_with_a_token(
         moto_bucket: Bucket, source: Path, state_dir: str) -> None:
     with running_api(moto_bucket) as api:
