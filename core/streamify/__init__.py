@@ -1,52 +1,119 @@
 """Streamify: resumable, parallel, verified multipart uploads of large files to S3.
 
 One door: everything public is importable from ``streamify``.
+
+Names load on first use (PEP 562): ``import streamify`` costs almost nothing, and a program
+pays for boto3, fsspec or the HTTP stack only when it touches what needs them.
 """
 
-from ._api import upload, upload_stream
-from ._config import UploadConfig
-from ._control import ControlPlane, ObjectInfo, OpenUpload, PartToSign, SignedPart, UploadedPart
-from ._destination import Destination
-from ._engine import Uploader, UploadResult
-from ._errors import (
-    AccessDeniedError,
-    ConfigError,
-    DestinationError,
-    EndpointError,
-    IntegrityError,
-    SourceChangedError,
-    SourceError,
-    StateStoreError,
-    StreamifyError,
-    TransferError,
-    UploadCancelledError,
-    UploadGoneError,
-)
-from ._events import (
-    Completed,
-    Event,
-    Failed,
-    PartDone,
-    Paused,
-    Progress,
-    Restarted,
-    Resumed,
-    Retrying,
-    Started,
-    Verifying,
-)
-from ._filesystem import StreamedFile, StreamifyFileSystem
-from ._housekeeping import apply_bucket_rules, collect_stale_uploads
-from ._httpcontrol import HttpControlPlane
-from ._plan import Part, PartPlan, plan_parts
-from ._s3control import S3ControlPlane
-from ._source import Fingerprint, FsspecSource, LocalFileSource, Source, open_source
-from ._state import ResumeState, StateStore
-from ._stream import StreamWriter
-from ._transport import PartSender
-from ._units import parse_size
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._api import upload, upload_stream
+    from ._config import UploadConfig
+    from ._control import ControlPlane, ObjectInfo, OpenUpload, PartToSign, SignedPart, UploadedPart
+    from ._destination import Destination
+    from ._engine import Uploader, UploadResult
+    from ._errors import (
+        AccessDeniedError,
+        ConfigError,
+        DestinationError,
+        EndpointError,
+        IntegrityError,
+        SourceChangedError,
+        SourceError,
+        StateStoreError,
+        StreamifyError,
+        TransferError,
+        UploadCancelledError,
+        UploadGoneError,
+    )
+    from ._events import (
+        Completed,
+        Event,
+        Failed,
+        PartDone,
+        Paused,
+        Progress,
+        Restarted,
+        Resumed,
+        Retrying,
+        Started,
+        Verifying,
+    )
+    from ._filesystem import StreamedFile, StreamifyFileSystem
+    from ._housekeeping import apply_bucket_rules, collect_stale_uploads
+    from ._httpcontrol import HttpControlPlane
+    from ._plan import Part, PartPlan, plan_parts
+    from ._s3control import S3ControlPlane
+    from ._source import Fingerprint, FsspecSource, LocalFileSource, Source, open_source
+    from ._state import ResumeState, StateStore
+    from ._stream import StreamWriter
+    from ._transport import PartSender
+    from ._units import parse_size
 
 __version__ = "0.1.0"
+
+# Where each public name lives; __getattr__ imports the module the first time it is asked for.
+_WHERE: dict[str, str] = {
+    "AccessDeniedError": "._errors",
+    "Completed": "._events",
+    "ConfigError": "._errors",
+    "ControlPlane": "._control",
+    "Destination": "._destination",
+    "DestinationError": "._errors",
+    "EndpointError": "._errors",
+    "Event": "._events",
+    "Failed": "._events",
+    "Fingerprint": "._source",
+    "FsspecSource": "._source",
+    "HttpControlPlane": "._httpcontrol",
+    "IntegrityError": "._errors",
+    "LocalFileSource": "._source",
+    "ObjectInfo": "._control",
+    "OpenUpload": "._control",
+    "Part": "._plan",
+    "PartDone": "._events",
+    "PartPlan": "._plan",
+    "PartSender": "._transport",
+    "PartToSign": "._control",
+    "Paused": "._events",
+    "Progress": "._events",
+    "Restarted": "._events",
+    "ResumeState": "._state",
+    "Resumed": "._events",
+    "Retrying": "._events",
+    "S3ControlPlane": "._s3control",
+    "SignedPart": "._control",
+    "Source": "._source",
+    "SourceChangedError": "._errors",
+    "SourceError": "._errors",
+    "Started": "._events",
+    "StateStore": "._state",
+    "StateStoreError": "._errors",
+    "StreamWriter": "._stream",
+    "StreamedFile": "._filesystem",
+    "StreamifyError": "._errors",
+    "StreamifyFileSystem": "._filesystem",
+    "TransferError": "._errors",
+    "UploadCancelledError": "._errors",
+    "UploadConfig": "._config",
+    "UploadGoneError": "._errors",
+    "UploadResult": "._engine",
+    "UploadedPart": "._control",
+    "Uploader": "._engine",
+    "Verifying": "._events",
+    "apply_bucket_rules": "._housekeeping",
+    "collect_stale_uploads": "._housekeeping",
+    "open_source": "._source",
+    "parse_size": "._units",
+    "plan_parts": "._plan",
+    "upload": "._api",
+    "upload_stream": "._api",
+}
 
 __all__ = [
     "AccessDeniedError",
@@ -105,3 +172,16 @@ __all__ = [
     "upload",
     "upload_stream",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'streamify' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # the next lookup is an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -7,14 +7,14 @@ shared pieces live in ``streamify._cli``.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import NoReturn
 
 import click
 
-from ._cli.batch import Job, UploadBatch
-from ._cli.housekeeping import abort, gc, setup_bucket, status
+from . import __version__
 from ._cli.options import (
     BANDWIDTH,
     PART_SIZE,
@@ -22,18 +22,59 @@ from ._cli.options import (
     connection_options,
     refuse_token_without_api,
 )
-from ._cli.progress import wants_bar
-from ._cli.sources import expand_sources
 from ._config import UploadConfig
 from ._destination import Destination
 from ._errors import ConfigError, SourceError, StreamifyError
-from ._state import StateStore
 
 __all__ = ["main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="streamify")
+class _LazyGroup(click.Group):
+    """A group whose commands in other modules are imported only when one is run (or
+    listed by --help), so ``streamify --version`` loads neither boto3 nor the service."""
+
+    LAZY = {
+        "abort": "._cli.housekeeping",
+        "demo": "._demo",
+        "gc": "._cli.housekeeping",
+        "serve": ".server._command",
+        "setup-bucket": "._cli.housekeeping",
+        "status": "._cli.housekeeping",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.LAZY))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.LAZY:
+            self.add_command(_load_command(self.LAZY[cmd_name], cmd_name), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+def _load_command(module_name: str, name: str) -> click.Command:
+    try:
+        module = importlib.import_module(module_name, __package__)
+    except ImportError as exc:
+        if name != "serve":
+            raise
+        return _serve_needs_the_extra(exc.name or "a server dependency")
+    command = getattr(module, name.replace("-", "_"))
+    assert isinstance(command, click.Command)
+    return command
+
+
+def _serve_needs_the_extra(missing: str) -> click.Command:
+    @click.command(context_settings={"ignore_unknown_options": True})
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def serve(args: tuple[str, ...]) -> None:
+        """Run the API service (needs: pip install 'streamify[server]')."""
+        raise ConfigError(f"the API service needs {missing}: pip install 'streamify[server]'")
+
+    return serve
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="streamify")
 def cli() -> None:
     """Resumable, parallel, verified uploads of large files to S3.
 
@@ -73,6 +114,11 @@ def upload(sources: tuple[str, ...], dest: str, endpoint_url: str | None, api: s
     """Upload SOURCES (files, directories, globs, fsspec URLs) to DEST (s3://bucket/key,
     or s3://bucket/prefix/ for several files: a file keeps its name, a directory keeps its
     own name and its layout under the prefix)."""
+    from ._cli.batch import Job, UploadBatch
+    from ._cli.progress import wants_bar
+    from ._cli.sources import expand_sources
+    from ._state import StateStore
+
     refuse_token_without_api(api)
     config = UploadConfig.from_options(part_size=part_size, concurrency=concurrency,
                                        checksum=checksum, bwlimit=bwlimit,
@@ -109,6 +155,10 @@ def resume(dest: str | None, endpoint_url: str | None, api: str | None, token: s
            no_progress: bool) -> None:
     """Resume this machine's unfinished uploads (all, or the one to DEST). Uploads made
     through an API service go back to it (the token from --token or STREAMIFY_TOKEN)."""
+    from ._cli.batch import Job, UploadBatch
+    from ._cli.progress import wants_bar
+    from ._state import StateStore
+
     state = StateStore(state_dir)
     pending = [s for s in state.all() if dest is None or s.destination.url == dest]
     if not pending:
@@ -126,38 +176,6 @@ def resume(dest: str | None, endpoint_url: str | None, api: str | None, token: s
                    for item in pending])
     finally:
         planes.close()
-
-
-cli.add_command(status)
-cli.add_command(abort)
-cli.add_command(gc)
-cli.add_command(setup_bucket)
-
-
-def _register_serve() -> None:
-    try:
-        from .server._command import serve
-    except ImportError as exc:
-        missing = exc.name or "a server dependency"
-
-        @cli.command(context_settings={"ignore_unknown_options": True})
-        @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-        def serve(args: tuple[str, ...]) -> None:
-            """Run the API service (needs: pip install 'streamify[server]')."""
-            raise ConfigError(f"the API service needs {missing}: pip install 'streamify[server]'")
-
-        return
-    cli.add_command(serve)
-
-
-def _register_demo() -> None:
-    from ._demo import demo
-
-    cli.add_command(demo)
-
-
-_register_serve()
-_register_demo()
 
 
 def _fail(message: str, code: int) -> NoReturn:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
@@ -11,9 +11,10 @@ from click.core import ParameterSource
 from .._config import MAX_PART_SIZE, MIN_PART_SIZE
 from .._control import ControlPlane
 from .._errors import ConfigError
-from .._s3control import S3ControlPlane
-from .._state import ResumeState
 from .._units import parse_size
+
+if TYPE_CHECKING:
+    from .._state import ResumeState
 
 __all__ = ["BANDWIDTH", "PART_SIZE", "ControlPlanes", "Size", "connection_options",
            "refuse_token_without_api"]
@@ -106,6 +107,8 @@ class ControlPlanes:
 
     def _make(self, kind: str, url: str | None) -> ControlPlane:
         if kind == "s3":
+            from .._s3control import S3ControlPlane  # boto3 only when direct mode needs it
+
             return S3ControlPlane(endpoint_url=url, max_pool_connections=max(10, self._pool * 2))
         from .._httpcontrol import HttpControlPlane
 

@@ -1,0 +1,34 @@
+"""``import streamify`` and ``streamify --version`` load only what they need.
+
+Checked by the modules a fresh interpreter holds afterwards (not by time): boto3, fsspec,
+the service's web stack and moto load when a command or a name needs them.
+"""
+
+import subprocess
+import sys
+
+HEAVY = ("boto3", "botocore", "fsspec", "fastapi", "uvicorn", "moto", "s3fs", "urllib3", "tqdm")
+
+
+def _loaded_after(code: str) -> set[str]:
+    probe = (f"{code}\nimport sys\n"
+             "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))")
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True,
+                         text=True).stdout.split("\n")
+    return set(out[-2].split())
+
+
+def test_import_streamify_loads_no_dependency() -> None:
+    assert _loaded_after("import streamify").isdisjoint(HEAVY)
+
+
+def test_version_loads_no_dependency_but_click() -> None:
+    code = ("import contextlib\nfrom streamify.cli import main\n"
+            "with contextlib.suppress(SystemExit):\n    main(['--version'])")
+    assert _loaded_after(code).isdisjoint(HEAVY)
+
+
+def test_a_public_name_loads_its_module_on_first_use() -> None:
+    loaded = _loaded_after("import streamify\nstreamify.S3ControlPlane")
+    assert "boto3" in loaded
+    assert "fastapi" not in loaded
