@@ -116,7 +116,6 @@ class StreamifyHook(BaseHook):
 
     def _through_aws_connection(self, aws_conn_id: str) -> S3ControlPlane:
         from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-        from streamify._s3control import s3_client
 
         try:
             # The AWS hook would fall back to the default credentials without a word.
@@ -129,9 +128,8 @@ class StreamifyHook(BaseHook):
         wrapper = aws.conn_config
         endpoint = self.settings.endpoint_url or wrapper.get_service_endpoint_url("s3")
         region = self.settings.region or wrapper.region_name
-        client = s3_client(endpoint_url=endpoint, region=region,
-                           session=aws.get_session(region_name=region))
-        return S3ControlPlane(client, endpoint_url=endpoint, region=region)
+        return S3ControlPlane(endpoint_url=endpoint, region=region,
+                              session=aws.get_session(region_name=region))
 
     def state_store(self, location: str | None = None) -> StateStore:
         """Resume hints at ``location``, else the connection's, else the core's default."""

@@ -121,14 +121,12 @@ class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
             return HttpControlPlane(self.api_url, token=self.token or "", pool_size=pool)
         import boto3
 
-        from ._s3control import S3ControlPlane, s3_client
+        from ._s3control import S3ControlPlane
 
         session = boto3.Session(aws_access_key_id=self.key, aws_secret_access_key=self.secret,
                                 aws_session_token=self.token, profile_name=self.profile)
-        client = s3_client(endpoint_url=self.endpoint_url,
-                           region=self.client_kwargs.get("region_name"),
-                           max_pool_connections=pool, session=session)
-        return S3ControlPlane(client, endpoint_url=self.endpoint_url)
+        return S3ControlPlane(endpoint_url=self.endpoint_url, max_pool_connections=pool,
+                              session=session, client_kwargs=self.client_kwargs)
 
     def _direct(self, operation: str) -> Any:
         """The s3fs filesystem behind reads and listings; only direct mode has one."""

@@ -36,11 +36,14 @@ _DENIED_CODES = {
 
 
 def s3_client(*, endpoint_url: str | None = None, region: str | None = None,
-              max_pool_connections: int = 16, session: boto3.Session | None = None) -> S3Client:
+              max_pool_connections: int = 16, session: boto3.Session | None = None,
+              client_kwargs: Mapping[str, Any] | None = None) -> S3Client:
     """A boto3 S3 client configured for Streamify: SigV4, standard retries, no CRT checksums.
 
     Checksums are left to Streamify (``request_checksum_calculation="when_required"``):
     botocore's default aws-chunked trailing checksums are rejected by some S3 servers.
+    ``client_kwargs`` go to ``session.client`` (``verify``, ``region_name``...); a
+    ``config`` among them is merged over Streamify's.
     """
     config = Config(
         signature_version="s3v4",
@@ -52,8 +55,12 @@ def s3_client(*, endpoint_url: str | None = None, region: str | None = None,
         response_checksum_validation="when_required",
         s3={"addressing_style": "path" if endpoint_url else "auto"},
     )
+    extra = dict(client_kwargs or {})
+    if "config" in extra:
+        config = config.merge(extra.pop("config"))
+    options: dict[str, Any] = {"endpoint_url": endpoint_url, "region_name": region, **extra}
     session = session or boto3.Session()
-    return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+    return session.client("s3", config=config, **options)
 
 
 def translate_s3_error(exc: Exception, doing: str, destination: Destination) -> StreamifyError:
@@ -85,19 +92,25 @@ def translate_s3_error(exc: Exception, doing: str, destination: Destination) -> 
 
 
 class S3ControlPlane:
-    """Drives S3 directly with credentials from the standard AWS chain.
+    """Drives S3 directly: with ``client`` if given, else with a client made on first use
+    from ``session`` (a ``boto3.Session`` holding the credentials: keys, a profile, an
+    assumed role) or the standard AWS chain, and ``client_kwargs`` for ``session.client``.
 
-    The boto3 client is created on first use, so constructing this does no I/O.
+    Constructing this does no I/O.
     """
 
     sign_linger = 0.0
 
     def __init__(self, client: S3Client | None = None, *, endpoint_url: str | None = None,
-                 region: str | None = None, max_pool_connections: int = 16) -> None:
+                 region: str | None = None, max_pool_connections: int = 16,
+                 session: boto3.Session | None = None,
+                 client_kwargs: Mapping[str, Any] | None = None) -> None:
         self._client = client
         self._endpoint_url = endpoint_url
         self._region = region
         self._pool = max_pool_connections
+        self._session = session
+        self._client_kwargs = dict(client_kwargs or {})
         self._lock = threading.Lock()
 
     @property
@@ -105,7 +118,9 @@ class S3ControlPlane:
         with self._lock:
             if self._client is None:
                 self._client = s3_client(endpoint_url=self._endpoint_url, region=self._region,
-                                         max_pool_connections=self._pool)
+                                         max_pool_connections=self._pool,
+                                         session=self._session,
+                                         client_kwargs=self._client_kwargs)
             return self._client
 
     @property

@@ -7,9 +7,11 @@ import hashlib
 import random
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import boto3
 import pytest
 import streamify
 import urllib3
@@ -26,7 +28,7 @@ from streamify import (
     Uploader,
     UploadGoneError,
 )
-from streamify._control import SignedPart
+from streamify._control import PartToSign, SignedPart
 from streamify._retry import PartRejected
 
 from tests.conftest import Bucket
@@ -610,3 +612,22 @@ def test_an_injected_sender_is_shared_and_left_open(tmp_path: Path, moto_bucket:
     uploader._sender = own  # what the uploader made itself is closed with it
     uploader.close()
     assert own.closed == 1
+
+
+def test_s3_control_plane_signs_with_the_session_and_client_options_it_is_given(
+        moto_bucket: Bucket) -> None:
+    session = boto3.Session(aws_access_key_id="AKIDFROMSESSION",
+                            aws_secret_access_key="secret-from-session")
+    plane = S3ControlPlane(endpoint_url=moto_bucket.endpoint, session=session,
+                           client_kwargs={"region_name": "eu-west-3"})
+    destination = Destination(moto_bucket.name, "signed.bin")
+    upload_id = plane.create_upload(destination, content_type="application/octet-stream",
+                                    metadata={}, checksum="none")
+    try:
+        [signed] = plane.sign_parts(destination, upload_id, [PartToSign(1)], expires_in=60)
+    finally:
+        plane.abort(destination, upload_id)
+        plane.close()
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(signed.url).query)
+    key_id, _, region, *_ = query["X-Amz-Credential"][0].split("/")
+    assert (key_id, region) == ("AKIDFROMSESSION", "eu-west-3")
