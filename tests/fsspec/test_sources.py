@@ -154,14 +154,7 @@ def _cli(*args: str, env: dict[str, str]) -> dict[str, object]:
     return answer
 
 
-@pytest.mark.parametrize("kind", [
-    "file",
-    pytest.param("http", marks=pytest.mark.xfail(strict=True, reason=(
-        "the CLI names an expanded http(s) source f'{protocol}://{path}', but fsspec's "
-        "http paths are whole URLs (http://http://...): the expansion should use "
-        "fs.unstrip_protocol"))),
-    "s3",
-])
+@pytest.mark.parametrize("kind", ["file", "http", "s3"])
 def test_the_cli_uploads_from_any_fsspec_url(
         kind: str, bucket: Bucket, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     env = {**os.environ, "STREAMIFY_STATE_DIR": str(tmp_path / "state")}

@@ -51,9 +51,10 @@ def _expand_remote(src: str) -> Iterator[tuple[str, str]]:
         if fs.isdir(match):
             base = os.path.dirname(match.rstrip("/"))
             for found in sorted(fs.find(match)):
-                yield f"{protocol}://{found}", os.path.relpath(found, base)
+                yield fs.unstrip_protocol(found), os.path.relpath(found, base)
         else:
-            yield f"{protocol}://{match}", os.path.basename(match)
+            # fs's own way back to a URL: http(s) paths already are whole URLs.
+            yield fs.unstrip_protocol(match), os.path.basename(match)
 
 
 def _filesystem(src: str, protocol: str) -> tuple[Any, str]:
