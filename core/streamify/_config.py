@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Literal
 from ._errors import ConfigError
 from ._units import parse_size
 
-__all__ = ["MAX_PART_SIZE", "MIN_PART_SIZE", "ChecksumName", "OnUploadGone", "UploadConfig"]
+__all__ = ["MAX_PART_SIZE", "MIN_PART_SIZE", "ChecksumName", "IfExists", "OnUploadGone",
+           "UploadConfig"]
 
 MiB = 1024 * 1024
 MIN_PART_SIZE = 5 * MiB
@@ -17,6 +18,7 @@ MAX_PART_SIZE = 5 * 1024 * MiB
 
 ChecksumName = Literal["none", "crc32", "sha1", "sha256"]
 OnUploadGone = Literal["restart", "fail"]
+IfExists = Literal["skip_identical", "refuse_different", "overwrite"]
 _CHECKSUMS = ("none", "crc32", "sha1", "sha256")
 
 
@@ -47,6 +49,11 @@ class UploadConfig:
     on_upload_gone: OnUploadGone = "restart"
     """What to do when the open upload was aborted behind our back: start afresh or fail."""
     content_type: str = "application/octet-stream"
+    if_exists: IfExists = "skip_identical"
+    """When no upload to the destination is open but an object is there: leave it if it is
+    exactly this source (size and multipart ETag) and overwrite it otherwise
+    ("skip_identical"), leave an identical one and refuse any other ("refuse_different"),
+    or upload regardless ("overwrite")."""
 
     if TYPE_CHECKING:
         # Sizes may be given as strings ("16MiB"); they are stored as bytes.
@@ -56,7 +63,7 @@ class UploadConfig:
                      backoff_base: float = ..., backoff_max: float = ...,
                      connect_timeout: float = ..., read_timeout: float = ...,
                      url_expiry: int = ..., on_upload_gone: OnUploadGone = ...,
-                     content_type: str = ...) -> None: ...
+                     content_type: str = ..., if_exists: IfExists = ...) -> None: ...
 
     def __post_init__(self) -> None:
         for name in ("part_size", "bwlimit"):
@@ -85,6 +92,9 @@ class UploadConfig:
         if self.on_upload_gone not in ("restart", "fail"):
             raise ConfigError("on_upload_gone must be 'restart' or 'fail'",
                               parameter="on_upload_gone")
+        if self.if_exists not in ("skip_identical", "refuse_different", "overwrite"):
+            raise ConfigError("if_exists must be 'skip_identical', 'refuse_different' or "
+                              "'overwrite'", parameter="if_exists")
         if not 1 <= self.url_expiry <= 7 * 86400:
             raise ConfigError("url_expiry must be between 1 second and 7 days",
                               parameter="url_expiry")

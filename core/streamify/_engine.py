@@ -71,6 +71,9 @@ class UploadResult:
     resumed: bool
     restarted: bool
     seconds: float
+    skipped: bool = False
+    """The destination already held exactly this source, so nothing was uploaded (see
+    ``UploadConfig.if_exists``)."""
 
 
 class Uploader:
@@ -229,7 +232,9 @@ class Uploader:
             except UploadGoneError:
                 continue
             return replace(facts, upload_id=upload.upload_id, listed=listed)
-        return facts
+        if self.config.if_exists == "overwrite":
+            return facts
+        return replace(facts, existing=self.control.head(self.destination))
 
     def _decide(self, facts: ResumeFacts) -> Create | Resume | AlreadyComplete | Refuse:
         """Call the pure decision, hashing the source ranges it asks for (``Verifying``)."""
@@ -276,12 +281,15 @@ class Uploader:
                 ", ".join(map(str, decision.unverifiable)), self.source.name)
 
     def _already_complete(self, done: AlreadyComplete, started: float) -> UploadResult:
-        self.state.remove(self.control.endpoint, self.destination)
-        self._subscribers.emit(ev.Resumed(done.upload_id, done.plan.size, done.plan.count,
-                                          "state"))
-        self._subscribers.emit(ev.Completed(self.destination, done.info.size, done.info.etag))
-        return self._result("completed", done.upload_id, done.plan, 0, done.plan.size, started,
-                            etag=done.info.etag, resumed=True)
+        emit = self._subscribers.emit
+        if done.upload_id is not None:
+            self.state.remove(self.control.endpoint, self.destination)
+            emit(ev.Resumed(done.upload_id, done.plan.size, done.plan.count, "state"))
+        emit(ev.Progress(done.plan.size, done.plan.size))
+        emit(ev.Completed(self.destination, done.info.size, done.info.etag))
+        result = self._result("completed", done.upload_id or "", done.plan, 0, done.plan.size,
+                              started, etag=done.info.etag, resumed=done.upload_id is not None)
+        return replace(result, skipped=done.upload_id is None)
 
     def _state_for(self, upload_id: str, plan: PartPlan, checksum: str,
                    fingerprint: Fingerprint) -> ResumeState:

@@ -9,9 +9,12 @@ with the hashes added to the facts. Every other answer is final:
 - :class:`Create`: start a new upload (nothing to resume, or the old one is gone);
 - :class:`Resume`: carry on with an open upload, keeping the parts that match the source;
 - :class:`AlreadyComplete`: an earlier run completed the object, then died before
-  forgetting its upload;
-- :class:`Refuse`: the source changed, the open upload holds other data, or it is gone and
-  the config says fail.
+  forgetting its upload; or, with nothing open, the destination already holds exactly this
+  source (its size, and the multipart ETag of the source cut by the configured plan or the
+  default one), unless the config says ``if_exists="overwrite"``;
+- :class:`Refuse`: the source changed, the open upload holds other data, it is gone and
+  the config says fail, or the destination holds another object and the config says
+  ``if_exists="refuse_different"``.
 
 A listed part is kept when its ETag is the MD5 of the source range, or else when its
 additional checksum matches. A part whose ETag is not the MD5 and that has no checksum
@@ -29,7 +32,7 @@ from ._checksum import checksum_algorithm, composite_etag
 from ._config import UploadConfig
 from ._control import ObjectInfo, UploadedPart
 from ._destination import Destination
-from ._errors import SourceChangedError, StreamifyError, UploadGoneError
+from ._errors import DestinationError, SourceChangedError, StreamifyError, UploadGoneError
 from ._plan import PartPlan, candidate_plans, plan_parts
 from ._source import Fingerprint
 from ._state import ResumeState
@@ -45,7 +48,10 @@ __all__ = [
     "Resume",
     "ResumeFacts",
     "decide",
+    "object_plans",
 ]
+
+_DEFAULT_PART_SIZE = UploadConfig().part_size
 
 ByteRange = tuple[int, int]
 """``(offset, size)`` in the source."""
@@ -72,7 +78,8 @@ class ResumeFacts:
     listed: Sequence[UploadedPart] | None = None
     """Its parts; ``None`` when there is no open upload (or the state's one is gone)."""
     existing: ObjectInfo | None = None
-    """The object at the destination, looked up when the state's upload is gone."""
+    """The object at the destination, looked up when the state's upload is gone, or when
+    there is neither state nor open upload (unless ``if_exists="overwrite"``)."""
     hashes: Mapping[ByteRange, RangeHashes] = field(default_factory=dict)
 
 
@@ -117,7 +124,8 @@ class Resume:
 
 @dataclass(frozen=True, slots=True)
 class AlreadyComplete:
-    upload_id: str
+    upload_id: str | None
+    """The upload that completed it; ``None`` when the object was simply found there."""
     plan: PartPlan
     info: ObjectInfo
 
@@ -155,7 +163,46 @@ def decide(facts: ResumeFacts) -> Decision:
                                 facts.config.part_size)
         return _check(facts, facts.upload_id, plans, _listed_checksum(facts), strict=True,
                       found_by="listing")
-    return Create(plan_parts(size, facts.config.part_size), facts.config.checksum)
+    return _existing(facts)
+
+
+def _existing(facts: ResumeFacts) -> Decision:
+    """Nothing open: leave an object that already is the source, else upload (or refuse)."""
+    size, config, info = facts.fingerprint.size, facts.config, facts.existing
+    create = Create(plan_parts(size, config.part_size), config.checksum)
+    if info is None or config.if_exists == "overwrite":
+        return create
+    for plan in object_plans(info, size, config.part_size):
+        ranges = [(part.offset, part.size) for part in plan]
+        missing = tuple(r for r in ranges if r not in facts.hashes)
+        if missing:
+            return NeedHashes(missing, "none")
+        md5s = [facts.hashes[r].md5 for r in ranges]
+        if info.etag in (composite_etag(md5s), "-" not in info.etag and md5s[0]):
+            return AlreadyComplete(None, plan, info)
+    if config.if_exists == "refuse_different":
+        return Refuse(DestinationError(
+            f"{facts.destination} already holds a different object (size {info.size}, ETag "
+            f"{info.etag}) than {facts.source_name}: overwrite it (if_exists='overwrite' or "
+            "'skip_identical'), or choose another destination"))
+    return create
+
+
+def object_plans(info: ObjectInfo, size: int, part_size: int) -> list[PartPlan]:
+    """The plans that may have made an object of ``size`` bytes with this ETag: the plan for
+    ``part_size``, then the default one, keeping those with the ETag's part count (a
+    plain MD5 ETag: one part). Empty when the size differs or the ETag is no MD5 (SSE-KMS,
+    SSE-C), so such an object is never taken for the source."""
+    md5, dash, count = info.etag.partition("-")
+    if info.size != size or len(md5) != 32 or (dash and not count.isdigit()):
+        return []
+    parts = int(count) if dash else 1
+    plans: list[PartPlan] = []
+    for preferred in (part_size, _DEFAULT_PART_SIZE):
+        plan = plan_parts(size, preferred)
+        if plan.count == parts and plan not in plans:
+            plans.append(plan)
+    return plans
 
 
 def _listed_checksum(facts: ResumeFacts) -> str:

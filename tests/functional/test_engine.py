@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import random
+import shutil
 import threading
 import time
 import urllib.parse
@@ -631,3 +632,34 @@ def test_s3_control_plane_signs_with_the_session_and_client_options_it_is_given(
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(signed.url).query)
     key_id, _, region, *_ = query["X-Amz-Credential"][0].split("/")
     assert (key_id, region) == ("AKIDFROMSESSION", "eu-west-3")
+
+
+def test_a_destination_holding_exactly_the_source_is_not_uploaded_again(
+        tmp_path: Path, moto_bucket: Bucket, state_dir: str) -> None:
+    path = make_file(tmp_path / "v.mp4", 12 * MiB + 3)
+    first = streamify.upload(path, moto_bucket.url("v.mp4"), endpoint_url=moto_bucket.endpoint,
+                             part_size="5MiB")
+    assert (first.bytes_sent, first.skipped) == (path.stat().st_size, False)
+    shutil.rmtree(state_dir, ignore_errors=True)  # another machine: no local state at all
+
+    again = streamify.upload(path, moto_bucket.url("v.mp4"), endpoint_url=moto_bucket.endpoint,
+                             part_size="5MiB")
+    assert (again.status, again.skipped, again.bytes_sent) == ("completed", True, 0)
+    assert (again.etag, again.parts) == (first.etag, 3)
+    recorded = RecordingSender()  # nothing on the wire either
+    with _uploader(path, moto_bucket, "v.mp4", state_dir, sender=recorded) as uploader:
+        assert uploader.run().skipped
+    assert recorded.puts == [] and moto_bucket.open_uploads() == []
+
+    forced = streamify.upload(path, moto_bucket.url("v.mp4"), endpoint_url=moto_bucket.endpoint,
+                              part_size="5MiB", if_exists="overwrite")
+    assert (forced.skipped, forced.bytes_sent) == (False, path.stat().st_size)
+
+    other = make_file(tmp_path / "other.mp4", 12 * MiB + 3, seed=7)
+    with pytest.raises(streamify.DestinationError, match="already holds a different object"):
+        streamify.upload(other, moto_bucket.url("v.mp4"), endpoint_url=moto_bucket.endpoint,
+                         part_size="5MiB", if_exists="refuse_different")
+    replaced = streamify.upload(other, moto_bucket.url("v.mp4"),
+                                endpoint_url=moto_bucket.endpoint, part_size="5MiB")
+    assert (replaced.skipped, replaced.bytes_sent) == (False, other.stat().st_size)
+    assert _sha(moto_bucket.read("v.mp4")) == _sha(other.read_bytes())

@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from streamify import (
     Destination,
+    DestinationError,
     Fingerprint,
     ObjectInfo,
     ResumeState,
@@ -233,6 +234,56 @@ def test_parts_whose_etag_is_not_an_md5_are_checked_by_checksum_or_sent_again(
         assert isinstance(decision, Resume) and decision.unverifiable == ()
         assert set(decision.keep) == ({1, 3} if damaged else {1, 2, 3})
         assert decision.mismatched == ((2,) if damaged else ())
+
+
+# ---------------------------------------------------------------------- an object is there
+IF_EXISTS = ("skip_identical", "refuse_different", "overwrite")
+
+
+def _ranges(plan: PartPlan) -> list[ByteRange]:
+    return [(part.offset, part.size) for part in plan]
+
+
+@given(size=sizes, part_size=part_sizes, by_default=st.booleans(), same_data=st.booleans(),
+       same_size=st.booleans(), policy=st.sampled_from(IF_EXISTS))
+def test_nothing_open_and_an_object_there(size: int, part_size: int, by_default: bool,
+                                          same_data: bool, same_size: bool,
+                                          policy: str) -> None:
+    config = UploadConfig(part_size=part_size, if_exists=policy)  # type: ignore[arg-type]
+    made_with = plan_parts(size, UploadConfig().part_size if by_default else part_size)
+    info = ObjectInfo(size if same_size else size + 1,
+                      composite_etag(_md5(0 if same_data else 1, r) for r in _ranges(made_with)))
+
+    decision, hashed = _run(_facts(size, config=config, existing=info))
+
+    create = Create(plan_parts(size, part_size), "none")
+    if policy == "overwrite":
+        assert (decision, hashed) == (create, 0)  # not even read
+        return
+    if same_data and same_size:
+        assert isinstance(decision, AlreadyComplete)
+        assert (decision.upload_id, decision.info) == (None, info)
+        assert _ranges(decision.plan) == _ranges(made_with)
+    elif policy == "refuse_different":
+        assert isinstance(decision, Refuse) and isinstance(decision.error, DestinationError)
+        assert "already holds a different object" in str(decision.error)
+    else:
+        assert decision == create
+    # At most the configured plan and the default one are hashed; another size, none.
+    assert hashed <= 2 * size if same_size else hashed == 0
+
+
+@pytest.mark.parametrize("etag", ["not-an-md5-etag", "0" * 32 + "-x", "0" * 32 + "-9"])
+def test_an_object_whose_etag_no_plan_can_give_is_never_read(etag: str) -> None:
+    decision, hashed = _run(_facts(30 * MiB, existing=ObjectInfo(30 * MiB, etag)))
+    assert (decision, hashed) == (Create(plan_parts(30 * MiB, 8 * MiB), "none"), 0)
+
+
+def test_a_plain_md5_etag_is_the_source_of_one_part() -> None:
+    info = ObjectInfo(3 * MiB, _md5(0, (0, 3 * MiB)))  # a single PUT: its ETag is its MD5
+    decision, hashed = _run(_facts(3 * MiB, existing=info))
+    assert decision == AlreadyComplete(None, plan_parts(3 * MiB, 8 * MiB), info)
+    assert hashed == 3 * MiB
 
 
 # ---------------------------------------------------------------------- the upload is gone
