@@ -61,6 +61,10 @@ def test_a_reload_mid_upload_resumes_without_sending_finished_parts_again(
     row = page.locator(f"#open-uploads li[data-upload-id='{upload_id}']")
     row.wait_for(timeout=10_000)
     assert key in row.inner_text()
+    # The list is drawn again as parts arrive: it shows what storage holds.
+    page.wait_for_function(f"""() => Number(document.querySelector(
+        "#open-uploads li[data-upload-id='{upload_id}']")?.dataset.heldBytes) >=
+        {PARTS_BEFORE_RELOAD * PART_SIZE}""", timeout=30_000)
     screenshot(page, f"page-{device}-uploading.png", tmp_path)
     assert_fits(page)
 

@@ -105,7 +105,11 @@ function startUppy() {
   // The list says how much storage holds: draw it again as parts arrive.
   uppy.on('s3-multipart:part-uploaded', () => refresh())
   uppy.on('is-offline', () => showProblem(plainWords(new TypeError('offline'))))
-  uppy.on('is-online', () => showProblem(''))
+  // Back online: what the network cut off goes on by itself, from the parts stored.
+  uppy.on('back-online', () => {
+    showProblem('')
+    if (uppy.getFiles().some((file) => file.error)) uppy.retryAll()
+  })
   window.streamifyPage.uppy = uppy
 }
 

@@ -88,8 +88,8 @@ export function plainWords(error, fileName) {
     return `${what} was refused: ${detail}`
   }
   if (!navigator.onLine || error instanceof TypeError || /network/i.test(String(error))) {
-    return 'The network is down. The upload stopped and will continue from the parts ' +
-      'already stored: press Retry (or Resume) once you are back online.'
+    return 'The network is down. The upload stopped; it goes on from the parts already ' +
+      'stored as soon as you are back online (or press Retry then).'
   }
   return `${what} failed: ${error && error.message ? error.message : error}`
 }
