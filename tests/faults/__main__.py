@@ -9,7 +9,8 @@ The long soak, against the real S3 server (``source /tmp/rgw.env`` first)::
     python -m tests.faults --uploads 60 --max-size 512MiB --part-size 8MiB --concurrency 4 \\
         --endpoint "$S3_ENDPOINT_URL"
 
-Without ``--endpoint`` it starts moto's S3 server on loopback. Exit status 1 if any upload
+Without ``--endpoint`` it starts moto's S3 server on loopback. Each object is deleted once
+verified, so the storage holds at most one upload's worth at a time. Exit status 1 if any upload
 was not verified byte-identical, re-sent too much, or left a multipart upload open.
 """
 
