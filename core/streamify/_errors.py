@@ -8,6 +8,7 @@ The tree::
     │   └── SourceChangedError      the source differs from the one the open upload was started with
     ├── StateStoreError             the resume state location cannot be read or written
     ├── DestinationError            bad ``s3://`` URL, missing bucket
+    │   └── DestinationExistsError  another object is there and the config says refuse it
     ├── AccessDeniedError           wrong credentials or not allowed
     ├── EndpointError               the storage or API service cannot be reached
     ├── UploadGoneError             the multipart upload was aborted or expired behind our back
@@ -25,6 +26,7 @@ __all__ = [
     "AccessDeniedError",
     "ConfigError",
     "DestinationError",
+    "DestinationExistsError",
     "EndpointError",
     "IntegrityError",
     "SourceChangedError",
@@ -76,6 +78,11 @@ class DestinationError(StreamifyError):
     """The destination bucket or key is wrong or does not exist."""
 
     exit_code = 5
+
+
+class DestinationExistsError(DestinationError):
+    """The destination holds an object other than the source, and
+    ``UploadConfig.if_exists="refuse_different"`` says to leave it."""
 
 
 class AccessDeniedError(StreamifyError):

@@ -32,7 +32,7 @@ from ._checksum import checksum_algorithm, composite_etag
 from ._config import UploadConfig
 from ._control import ObjectInfo, UploadedPart
 from ._destination import Destination
-from ._errors import DestinationError, SourceChangedError, StreamifyError, UploadGoneError
+from ._errors import DestinationExistsError, SourceChangedError, StreamifyError, UploadGoneError
 from ._plan import PartPlan, candidate_plans, plan_parts
 from ._source import Fingerprint
 from ._state import ResumeState
@@ -181,7 +181,7 @@ def _existing(facts: ResumeFacts) -> Decision:
         if info.etag in (composite_etag(md5s), "-" not in info.etag and md5s[0]):
             return AlreadyComplete(None, plan, info)
     if config.if_exists == "refuse_different":
-        return Refuse(DestinationError(
+        return Refuse(DestinationExistsError(
             f"{facts.destination} already holds a different object (size {info.size}, ETag "
             f"{info.etag}) than {facts.source_name}: overwrite it (if_exists='overwrite' or "
             "'skip_identical'), or choose another destination"))

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from streamify import (
     Destination,
-    DestinationError,
+    DestinationExistsError,
     Fingerprint,
     ObjectInfo,
     ResumeState,
@@ -265,7 +265,7 @@ def test_nothing_open_and_an_object_there(size: int, part_size: int, by_default:
         assert (decision.upload_id, decision.info) == (None, info)
         assert _ranges(decision.plan) == _ranges(made_with)
     elif policy == "refuse_different":
-        assert isinstance(decision, Refuse) and isinstance(decision.error, DestinationError)
+        assert isinstance(decision, Refuse) and isinstance(decision.error, DestinationExistsError)
         assert "already holds a different object" in str(decision.error)
     else:
         assert decision == create

@@ -15,7 +15,8 @@ from streamify._throttle import Throttle
 
 PUBLIC = [
     "AccessDeniedError", "Completed", "ConfigError", "ControlPlane", "Destination",
-    "DestinationError", "EndpointError", "Event", "Failed", "Fingerprint", "FsspecSource",
+    "DestinationError", "DestinationExistsError", "EndpointError", "Event", "Failed",
+    "Fingerprint", "FsspecSource",
     "HttpControlPlane", "IntegrityError", "LocalFileSource", "ObjectInfo", "OpenUpload", "Part",
     "PartDone", "PartPlan", "PartSender", "PartToSign", "Paused", "Progress", "Restarted",
     "ResumeState", "Resumed", "Retrying", "S3ControlPlane", "SignedPart", "Source",
