@@ -9,7 +9,6 @@ credentials, only what the service offers is available: one object's size and ET
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import sys
@@ -26,14 +25,12 @@ from fsspec.spec import AbstractFileSystem
 from fsspec.utils import other_paths
 
 from . import _events as ev
-from ._checksum import composite_etag
 from ._config import UploadConfig
 from ._control import ControlPlane
 from ._destination import Destination
 from ._engine import Uploader, UploadResult
 from ._errors import ConfigError, DestinationError, StreamifyError, TransferError
-from ._plan import plan_parts
-from ._source import Source, open_source
+from ._source import open_source
 from ._state import StateStore
 from ._stream import StreamWriter
 from ._throttle import Throttle
@@ -173,7 +170,8 @@ class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
         upload of the same file that an earlier, interrupted ``put`` left open.
 
         An object that already holds exactly this file (same size and composite ETag) is
-        not sent again. Returns what the upload did (``None`` for a directory).
+        not sent again (``if_exists`` option). Returns what the upload did (``None`` for a
+        directory).
         """
         if kwargs:
             raise TypeError(f"put_file got unknown options: {', '.join(sorted(kwargs))}")
@@ -193,10 +191,6 @@ class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
             raise FileExistsError(f"streamify://{rpath} exists and mode='create'")
         source = open_source(location)
         try:
-            if self._holds(destination, source):
-                callback.set_size(source.size)
-                callback.absolute_update(source.size)
-                return None
             uploader = Uploader(source, destination, control=self.control,
                                 config=self.config, state=self.state, sender=self.sender,
                                 metadata=metadata)
@@ -213,26 +207,6 @@ class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
             raise TransferError(f"upload of {location} to {destination} was paused; repeat "
                                 "the same put to resume it")
         return result
-
-    def _holds(self, destination: Destination, source: Source) -> bool:
-        """Whether the object already is ``source``, uploaded with this part size.
-
-        Only when no resume state names the destination: an upload in progress is the
-        engine's to finish. Costs one HEAD and, when size and part count match, one read
-        of the file (MD5 per part, the composite ETag S3 reported).
-        """
-        if self.state.load(self.control.endpoint, destination) is not None:
-            return False
-        info = self.control.head(destination)
-        if info is None or info.size != source.size:
-            return False
-        plan = plan_parts(source.size, self.config.part_size)
-        if not info.etag.endswith(f"-{plan.count}"):
-            return False
-        expected = composite_etag(
-            hashlib.md5(source.read(part.offset, part.size), usedforsecurity=False).hexdigest()
-            for part in plan)
-        return info.etag == expected
 
     def put(self, lpath: str | list[str], rpath: str | list[str], recursive: bool = False,
             callback: Any = DEFAULT_CALLBACK, maxdepth: int | None = None,
@@ -502,11 +476,14 @@ class _CallbackProgress:
     def __init__(self, callback: Any) -> None:
         self._callback = callback
         self._lock = threading.Lock()
+        self._sized = False
 
     def __call__(self, event: ev.Event) -> None:
-        if isinstance(event, ev.Started):
+        if isinstance(event, ev.Started | ev.Progress):
             with self._lock:
-                self._callback.set_size(event.total_bytes)
-        elif isinstance(event, ev.Progress):
-            with self._lock:
-                self._callback.absolute_update(event.bytes_done)
+                # An object already there has no Started: its one Progress sizes it.
+                if not self._sized:
+                    self._callback.set_size(event.total_bytes)
+                    self._sized = True
+                if isinstance(event, ev.Progress):
+                    self._callback.absolute_update(event.bytes_done)

@@ -231,9 +231,10 @@ def test_an_upload_left_open_over_an_identical_object_is_finished_not_left_behin
     data = os.urandom(11 * MiB)
     (tmp_path / "clip.mp4").write_bytes(data)
     fs.put_file(str(tmp_path / "clip.mp4"), f"{bucket.name}/clip.mp4")
-    # The same file again, interrupted after one part: its resume state names the upload.
+    # The same file again (forced), interrupted after one part: its state names the upload.
     again = Uploader(str(tmp_path / "clip.mp4"), bucket.url("clip.mp4"), control=fs.control,
-                     config=fs.config.replace(concurrency=1), state=fs.state)
+                     config=fs.config.replace(concurrency=1, if_exists="overwrite"),
+                     state=fs.state)
     again.subscribe(lambda event: again.pause() if isinstance(event, PartDone) else None)
     assert again.run().status == "paused"
     again.close()
