@@ -4,9 +4,11 @@
 #                                    (moto on loopback; the radosgw cases too when
 #                                    S3_ENDPOINT_URL is set), the soak summary printed
 #   bash scripts/faults.sh --soak [options]
-#                                    the long soak by hand: python -m tests.faults, 60
-#                                    uploads of 0 to 512 MiB against radosgw
-#                                    (source /tmp/rgw.env first) unless options say else
+#                                    the long soak by hand: python -m tests.faults, 50
+#                                    uploads of 0 to 128 MiB against radosgw
+#                                    (source /tmp/rgw.env first) unless options say else;
+#                                    --max-size 512MiB needs storage for about 12.5 GiB
+#                                    (see python -m tests.faults --help)
 # Both take the heavy-job lock, so they never run beside another heavy job.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +16,7 @@ lock=(flock /tmp/streamify-heavy.lock)
 if [ "${1:-}" = "--soak" ]; then
     shift
     if [ $# -eq 0 ]; then
-        set -- --uploads 60 --max-size 512MiB --part-size 8MiB --concurrency 4 \
+        set -- --uploads 50 --max-size 128MiB --part-size 8MiB --concurrency 4 \
             ${S3_ENDPOINT_URL:+--endpoint "$S3_ENDPOINT_URL"}
     fi
     exec "${lock[@]}" .venv/bin/python -m tests.faults "$@"

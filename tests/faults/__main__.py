@@ -6,12 +6,17 @@ The short run (CI runs it as ``tests/faults/test_soak.py``)::
 
 The long soak, against the real S3 server (``source /tmp/rgw.env`` first)::
 
-    python -m tests.faults --uploads 60 --max-size 512MiB --part-size 8MiB --concurrency 4 \\
+    python -m tests.faults --uploads 50 --max-size 512MiB --part-size 8MiB --concurrency 4 \\
         --endpoint "$S3_ENDPOINT_URL"
 
 Without ``--endpoint`` it starts moto's S3 server on loopback. Each object is deleted once
-verified, so the storage holds at most one upload's worth at a time. Exit status 1 if any upload
-was not verified byte-identical, re-sent too much, or left a multipart upload open.
+verified, but radosgw frees deleted data only when its garbage collection runs (hours
+later by default), so the storage must hold every byte the soak sends: about
+``uploads x max_size / 2`` (12.5 GiB for the command above), more than the test
+machines' radosgw (8 GiB in memory) has; there, keep ``--max-size`` at 128MiB or less.
+
+Exit status 1 if any upload was not verified byte-identical, re-sent too much, or left a
+multipart upload open.
 """
 
 from __future__ import annotations
