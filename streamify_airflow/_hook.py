@@ -7,9 +7,7 @@ core's: the hook hands a source and a destination to :class:`streamify.Uploader`
 
 from __future__ import annotations
 
-import hashlib
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -21,9 +19,9 @@ from streamify import (
     ControlPlane,
     Destination,
     DestinationError,
+    DestinationExistsError,
     Event,
     HttpControlPlane,
-    ObjectInfo,
     OpenUpload,
     S3ControlPlane,
     StateStore,
@@ -31,7 +29,6 @@ from streamify import (
     UploadConfig,
     Uploader,
     collect_stale_uploads,
-    plan_parts,
 )
 
 from ._provider import CONNECTION_TYPE, DEFAULT_CONN_ID
@@ -147,29 +144,23 @@ class StreamifyHook(BaseHook):
         is left alone; one that holds something else is refused unless ``replace``.
         """
         target = resolve_destination(source, destination)
+        config = config or UploadConfig()
+        # The core leaves an identical object alone; without replace it refuses another one.
         uploader = Uploader(source, target, control=self.get_conn(),
-                            config=config or UploadConfig(),
+                            config=config if replace else config.replace(
+                                if_exists="refuse_different"),
                             state=self.state_store(state_location))
-        started = time.monotonic()
         with self._lock:
             self._running = uploader
         try:
-            existing = self.get_conn().head(target)
-            if existing is not None:
-                if is_copy_of(existing, uploader):
-                    return TransferSummary(
-                        bucket=target.bucket, key=target.key, size=existing.size,
-                        etag=existing.etag, parts=_part_count(existing.etag), bytes_sent=0,
-                        bytes_resumed=existing.size, seconds=time.monotonic() - started,
-                        upload_id="", skipped=True, source=source)
-                if not replace:
-                    raise DestinationError(
-                        f"{target} already holds a different object (size {existing.size}, "
-                        f"ETag {existing.etag}) than {source}: set replace=True to overwrite "
-                        "it, or choose another destination")
             if on_event is not None:
                 uploader.subscribe(on_event)
-            result = uploader.run()
+            try:
+                result = uploader.run()
+            except DestinationExistsError as exc:
+                raise DestinationExistsError(
+                    f"{target} already holds a different object than {source}: set "
+                    "replace=True to overwrite it, or choose another destination") from exc
             if result.status != "completed":
                 raise TransferError(f"upload of {source} to {target} stopped before it "
                                     "finished; the parts S3 holds are kept: run the task "
@@ -182,7 +173,7 @@ class StreamifyHook(BaseHook):
             bucket=target.bucket, key=target.key, size=result.size, etag=result.etag,
             parts=result.parts, bytes_sent=result.bytes_sent,
             bytes_resumed=result.bytes_resumed, seconds=result.seconds,
-            upload_id=result.upload_id, skipped=False, source=source)
+            upload_id=result.upload_id, skipped=result.skipped, source=source)
 
     def pause(self) -> None:
         """Stop the running upload after its parts in flight; it stays resumable."""
@@ -212,23 +203,3 @@ def resolve_destination(source: str, destination: str) -> Destination:
                                "to put in it: give the full s3://bucket/key")
     return target.child(name)
 
-
-def is_copy_of(existing: ObjectInfo, uploader: Uploader) -> bool:
-    """Whether the object S3 holds is exactly the source as Streamify uploads it: same size,
-    and the multipart ETag of the source cut by the configured part plan."""
-    source = uploader.source
-    if existing.size != source.size:
-        return False
-    plan = plan_parts(source.size, uploader.config.part_size)
-    if existing.etag.rpartition("-")[2] != str(plan.count):
-        return False
-    digests = b"".join(
-        hashlib.md5(source.read(part.offset, part.size), usedforsecurity=False).digest()
-        for part in plan)
-    expected = f"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{plan.count}"
-    return existing.etag == expected
-
-
-def _part_count(etag: str) -> int:
-    count = etag.rpartition("-")[2]
-    return int(count) if count.isdigit() else 1
