@@ -101,6 +101,18 @@ def test_no_bar_into_a_pipe_or_with_json(tmp_path: Path, moto_bucket: Bucket, st
     assert shown.strip() == "", shown
 
 
+def test_a_file_already_there_is_not_sent_again(tmp_path: Path, moto_bucket: Bucket,
+                                                state_dir: str) -> None:
+    path = make_file(tmp_path / "clip.mp4", 6 * MiB)
+    args = ["upload", str(path), moto_bucket.url("clip.mp4"), "--endpoint-url",
+            moto_bucket.endpoint, "--part-size", "5MiB"]
+    assert streamify(*args, state_dir=state_dir).returncode == 0
+    again = streamify(*args, state_dir=state_dir)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("already there: ") and "nothing sent" in again.stdout
+    assert json.loads(streamify(*args, "--json", state_dir=state_dir).stdout)["skipped"] is True
+
+
 def test_directories_and_globs_go_under_a_prefix(tmp_path: Path, moto_bucket: Bucket,
                                                  state_dir: str) -> None:
     shoot = tmp_path / "shoot"

@@ -19,10 +19,14 @@ def result_line(result: UploadResult, source: str, *, as_json: bool) -> str:
             "upload_id": result.upload_id, "size": result.size, "etag": result.etag,
             "parts": result.parts, "bytes_sent": result.bytes_sent,
             "bytes_resumed": result.bytes_resumed, "resumed": result.resumed,
-            "restarted": result.restarted, "seconds": round(result.seconds, 3),
+            "restarted": result.restarted, "skipped": result.skipped,
+            "seconds": round(result.seconds, 3),
         })
-    rate = result.bytes_sent / result.seconds / MiB if result.seconds > 0 else 0.0
     parts = "1 part" if result.parts == 1 else f"{result.parts} parts"
+    if result.skipped:
+        return (f"already there: {source} -> {result.destination} ({format_size(result.size)}, "
+                f"{parts}; the object is identical, nothing sent)")
+    rate = result.bytes_sent / result.seconds / MiB if result.seconds > 0 else 0.0
     resumed = (f", {format_size(result.bytes_resumed)} were already there"
                if result.resumed else "")
     return (f"{result.status}: {source} -> {result.destination} ({format_size(result.size)}, "
