@@ -28,7 +28,9 @@ def upload(source: str | os.PathLike[str] | Source | IO[bytes], destination: str
     happened. A file object is read as a stream (see :func:`upload_stream`).
 
     ``options`` are :class:`UploadConfig` fields (``part_size="16MiB"``, ``concurrency=8``,
-    ``checksum="sha256"``...). Credentials come from the standard AWS chain.
+    ``checksum="sha256"``...). Credentials come from the standard AWS chain. A destination
+    that already holds exactly this file is left alone (``result.skipped``) unless
+    ``if_exists="overwrite"``.
     """
     if not isinstance(source, str | os.PathLike) and not hasattr(source, "fingerprint"):
         return upload_stream(source, destination, endpoint_url=endpoint_url,
