@@ -139,3 +139,20 @@ def pytest_runtest_makereport(item: pytest.Item,
         report.outcome = "failed"
         report.longrepr = (f"required tier {', '.join(sorted(missing))} did not run "
                            f"({REQUIRE_TIERS_ENV} is set): {reason}")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium, driven by Playwright, shared by every browser test."""
+    from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+
+    if not CHROMIUM.is_file():
+        pytest.skip(f"browser tier skipped: {CHROMIUM} is missing "
+                    "(install the Debian package: apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                              args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,26 +19,7 @@ import pytest
 from tests.airflow._services import Airflow, running_airflow, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 PICTURE = "airflow-connection-form.png"
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    """Debian's headless Chromium, driven by Playwright (never a downloaded browser)."""
-    if not CHROMIUM.is_file():
-        pytest.skip(f"browser tier skipped: {CHROMIUM} is missing "
-                    "(install the Debian package: apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                              args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def _ui_up(airflow: Airflow) -> bool:

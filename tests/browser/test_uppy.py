@@ -37,10 +37,6 @@ PAGE_SOURCES = [HERE / "uppy" / name for name in
                 ("package-lock.json", "main.js", "index.html")] + [HERE / "build.sh"]
 PAGE_DIR = HERE / "uppy" / "dist"
 PAGE_FILES = [PAGE_DIR / "index.html", PAGE_DIR / "uppy-page.js"]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 
 MiB = 1024 * 1024
 FILE_SIZE = 64 * MiB
@@ -67,21 +63,6 @@ def uppy_page() -> Path:
                         "where Node 18+ and npm are installed)")
         subprocess.run(["bash", str(HERE / "build.sh")], check=True, timeout=600)
     return PAGE_DIR
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """Debian's headless Chromium, driven by Playwright (never a downloaded browser)."""
-    if not CHROMIUM.is_file():
-        pytest.skip(f"browser tier skipped: {CHROMIUM} is missing "
-                    "(install the Debian package: apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                              args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @dataclass

@@ -24,12 +24,7 @@ import psutil  # type: ignore[import-untyped]
 
 from tests.conftest import free_port
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "JupyterServer", "NotebookPage", "write_notebook"]
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+__all__ = ["JupyterServer", "NotebookPage", "write_notebook"]
 
 
 def write_notebook(path: Path, cells: Sequence[str]) -> str:
@@ -115,7 +110,6 @@ class JupyterServer:
             if any(kernel_id in part for part in child.cmdline()):
                 return child
         raise AssertionError(f"kernel process {kernel_id} not found")
-
 
 
 class NotebookPage:

@@ -36,8 +36,6 @@ from streamify import apply_bucket_rules
 from tests.conftest import Bucket
 from tests.helpers import make_file
 from tests.notebook._jupyter import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     JupyterServer,
     NotebookPage,
     write_notebook,
@@ -51,21 +49,6 @@ FILE_SIZE = 64 * MiB
 PART_SIZE = 8 * MiB
 PARTS = FILE_SIZE // PART_SIZE
 DOCS = Path(__file__).parents[2] / "docs"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Debian's headless Chromium, driven by Playwright (never a downloaded browser)."""
-    if not CHROMIUM.is_file():
-        pytest.skip(f"browser tier skipped: {CHROMIUM} is missing "
-                    "(install the Debian package: apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                              args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.chromium import CHROMIUM
 from tests.helpers import make_file
 from tests.page._support import (
     MiB,
@@ -24,7 +25,7 @@ from tests.page._support import (
     sign_in,
     throttle,
 )
-from tests.page.conftest import CHROMIUM, LIMIT, SIZE_LIMITED, PageService
+from tests.page.conftest import LIMIT, SIZE_LIMITED, PageService
 
 pytestmark = [pytest.mark.page]
 
