@@ -124,6 +124,10 @@ def upload(sources: tuple[str, ...], dest: str, endpoint_url: str | None, api: s
                                        checksum=checksum, bwlimit=bwlimit,
                                        on_upload_gone=on_upload_gone)
     target = Destination.parse(dest)
+    if "-" in sources:
+        _upload_stdin(sources, target, config, ControlPlanes(
+            endpoint_url=endpoint_url, api=api, token=token, pool=concurrency), as_json)
+        return
     files = expand_sources(sources)
     if not files:
         raise SourceError(f"{' '.join(sources)}: no files to upload")
@@ -140,6 +144,26 @@ def upload(sources: tuple[str, ...], dest: str, endpoint_url: str | None, api: s
                        config) for source, name in files])
     finally:
         planes.close()
+
+
+def _upload_stdin(sources: tuple[str, ...], target: Destination, config: UploadConfig,
+                  planes: ControlPlanes, as_json: bool) -> None:
+    """``-`` as the source: standard input, a stream of unknown size. It is retried within
+    this run but cannot resume after a crash (its bytes cannot be read again)."""
+    import sys
+
+    from ._cli.results import result_line
+    from ._stream import StreamWriter, write_stream
+
+    if sources != ("-",) or target.is_prefix:
+        raise ConfigError("standard input ('-') is uploaded alone, to a full "
+                          "s3://bucket/key destination")
+    try:
+        writer = StreamWriter(target, control=planes.default(), config=config)
+        result = write_stream(writer, sys.stdin.buffer)
+    finally:
+        planes.close()
+    click.echo(result_line(result, "-", as_json=as_json))
 
 
 @cli.command()

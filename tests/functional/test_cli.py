@@ -411,3 +411,22 @@ def test_a_second_ctrl_c_stops_at_once_and_keeps_the_state(
     assert rerun.returncode == 0, rerun.stderr
     assert json.loads(rerun.stdout)["upload_id"] == state.upload_id
     assert moto_bucket.read("v.bin") == (tmp_path / "v.bin").read_bytes()
+
+
+def test_standard_input_is_uploaded_as_a_stream(tmp_path: Path, moto_bucket: Bucket,
+                                                state_dir: str) -> None:
+    data = os.urandom(23 * 1024 * 1024)
+    env = {**os.environ, "STREAMIFY_STATE_DIR": state_dir}
+    done = subprocess.run(
+        [sys.executable, "-m", "streamify", "upload", "-", moto_bucket.url("piped.mp4"),
+         "--endpoint-url", moto_bucket.endpoint, "--part-size", "5MiB", "--json"],
+        input=data, env=env, capture_output=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    result = json.loads(done.stdout)
+    assert result["status"] == "completed" and result["parts"] == 5
+    assert moto_bucket.read("piped.mp4") == data
+    refused = subprocess.run(
+        [sys.executable, "-m", "streamify", "upload", "-", moto_bucket.url("in/"),
+         "--endpoint-url", moto_bucket.endpoint], input=b"x", env=env,
+        capture_output=True, timeout=60, check=False)
+    assert refused.returncode == 2 and b"s3://bucket/key" in refused.stderr
