@@ -298,8 +298,12 @@ def test_browser_uploader_resumes_after_a_page_reload_in_jupyterlab(
     assert before_reload | set(resent) == set(range(1, PARTS + 1))
     assert len(resent) <= PARTS - len(before_reload) + 2  # parts cut by the reload may repeat
     assert int(widget.get_attribute("data-bytes-done")) == FILE_SIZE
+    summary = r"(\d+) parts sent from this page, (\d+) were already in S3"
+    # The status changes first; the summary line follows with the next update.
+    wait_until(page, lambda: re.search(
+        summary, widget.locator(".streamify-detail").inner_text()), timeout=30)
     detail = widget.locator(".streamify-detail").inner_text()
-    counts = re.search(r"(\d+) parts sent from this page, (\d+) were already in S3", detail)
+    counts = re.search(summary, detail)
     assert counts, detail
     sent, resumed = int(counts[1]), int(counts[2])
     assert sent + resumed == PARTS and resumed >= len(before_reload)
