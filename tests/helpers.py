@@ -8,10 +8,14 @@ import random
 import threading
 import zlib
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from streamify import PartSender, SignedPart
+
+if TYPE_CHECKING:
+    from tests.conftest import Bucket
 
 
 def make_file(path: Any, size: int, seed: int = 0) -> Any:
@@ -62,3 +66,21 @@ def assert_checksums_signed_and_sent(puts: list[tuple[SignedPart, bytes]],
         assert signed.headers.get(header) == base64.b64encode(digests[algorithm](body)).decode()
         query = parse_qs(urlsplit(signed.url).query)
         assert header in query["X-Amz-SignedHeaders"][0].split(";"), signed.url
+
+
+def sha256_of_file(path: Path) -> str:
+    """The SHA-256 of a local file, read a MiB at a time."""
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        for chunk in iter(lambda: source.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_of_object(bucket: Bucket, key: str) -> str:
+    """The SHA-256 of an object as storage gives it back, read a MiB at a time."""
+    digest = hashlib.sha256()
+    body = bucket.client.get_object(Bucket=bucket.name, Key=key)["Body"]
+    for chunk in iter(lambda: body.read(1024 * 1024), b""):
+        digest.update(chunk)
+    return digest.hexdigest()

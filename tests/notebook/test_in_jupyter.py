@@ -15,7 +15,6 @@ README shows them, when ``STREAMIFY_UPDATE_DOCS=1``) and to the test's folder.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import time
@@ -34,7 +33,7 @@ pytest.importorskip("jupyterlab", reason="notebook tier skipped: JupyterLab is n
 from streamify import apply_bucket_rules
 
 from tests.conftest import Bucket
-from tests.helpers import make_file
+from tests.helpers import make_file, sha256_of_file, sha256_of_object
 from tests.notebook._jupyter import (
     JupyterServer,
     NotebookPage,
@@ -70,22 +69,6 @@ def page(browser: Any, tmp_path: Path) -> Iterator[Any]:
     opened = context.new_page()
     yield opened
     context.close()
-
-
-def sha256_of_object(bucket: Bucket, key: str) -> str:
-    digest = hashlib.sha256()
-    body = bucket.client.get_object(Bucket=bucket.name, Key=key)["Body"]
-    for chunk in iter(lambda: body.read(MiB), b""):
-        digest.update(chunk)
-    return digest.hexdigest()
-
-
-def sha256_of_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        for chunk in iter(lambda: source.read(MiB), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def screenshot(widget: Any, name: str, tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from pathlib import Path
@@ -70,22 +69,6 @@ def parts_held(bucket: Bucket, key: str, upload_id: str) -> dict[int, int]:
     """Part number -> size of what storage holds for the upload (asked of radosgw)."""
     listed = bucket.client.list_parts(Bucket=bucket.name, Key=key, UploadId=upload_id)
     return {int(p["PartNumber"]): int(p["Size"]) for p in listed.get("Parts", [])}
-
-
-def sha256_of_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        for chunk in iter(lambda: source.read(MiB), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def sha256_of_object(bucket: Bucket, key: str) -> str:
-    digest = hashlib.sha256()
-    body = bucket.client.get_object(Bucket=bucket.name, Key=key)["Body"]
-    for chunk in iter(lambda: body.read(MiB), b""):
-        digest.update(chunk)
-    return digest.hexdigest()
 
 
 def assert_fits(page: Any) -> None:

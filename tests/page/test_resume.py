@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import make_file
+from tests.helpers import make_file, sha256_of_file, sha256_of_object
 from tests.page._support import (
     MiB,
     add_file,
@@ -27,8 +27,6 @@ from tests.page._support import (
     parts_held,
     press_upload,
     screenshot,
-    sha256_of_file,
-    sha256_of_object,
     sign_in,
     throttle,
     wait_for,
