@@ -46,8 +46,11 @@ def test_processes_sharing_a_state_location_never_fail_or_lose_a_write(
         tmp_path: Path, scheme: str) -> None:
     # "" and file:// are written with temp files and rename; local:// goes through fsspec.
     location = f"{scheme}{tmp_path / 'state'}"
-    with multiprocessing.get_context("fork").Pool(WORKERS) as pool:
-        results = pool.starmap(_hammer, [(location, w) for w in range(WORKERS)])
+    # Spawned, not forked: the test process has threads (a shared browser's driver, proxies),
+    # and a forked child can inherit a held lock and hang, keeping their pipes open.
+    with multiprocessing.get_context("spawn").Pool(WORKERS) as pool:
+        results = pool.starmap_async(_hammer, [(location, w) for w in range(WORKERS)]).get(
+            timeout=300)
     assert [p for problems in results for p in problems] == []
     store = StateStore(location)
     assert sorted(s.upload_id for s in store.all() if s.destination.key != "shared") == [
