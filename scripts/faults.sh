@@ -7,7 +7,10 @@
 #                                    the long soak by hand: python -m tests.faults, 50
 #                                    uploads of 0 to 128 MiB against radosgw
 #                                    (source /tmp/rgw.env first) unless options say else;
-#                                    --max-size 512MiB needs storage for about 12.5 GiB
+#                                    the long soak of the README's reliability section:
+#                                    --max-size 512MiB --part-size 8MiB --concurrency 4
+#                                    --endpoint "$S3_ENDPOINT_URL"
+#                                    --rgw-gc /tmp/rgw/cluster/ceph.conf
 #                                    (see python -m tests.faults --help)
 # Both take the heavy-job lock, so they never run beside another heavy job.
 set -euo pipefail

@@ -209,10 +209,8 @@ class WireProxy:
 
     def close(self) -> None:
         self._closed.set()
-        try:  # wakes the thread blocked in accept(); close() alone does not on Linux
+        with contextlib.suppress(OSError):  # wakes accept(); close() alone does not on Linux
             self._server.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self._server.close()
         self.cut()
 

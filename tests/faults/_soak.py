@@ -66,6 +66,8 @@ class SoakSettings:
     seed: int = 1
     read_timeout: float = 2.0
     """The client's read timeout; stalls last longer than it."""
+    after_each: Callable[[], None] | None = None
+    """Run after each upload once its object is deleted (radosgw's garbage collection)."""
 
 
 @dataclass
@@ -199,6 +201,8 @@ class _Runner:
             # Verified objects go at once: a long soak would otherwise fill the storage
             # (the test machines' radosgw keeps 8 GiB in memory).
             self.stack.client.delete_object(Bucket=self.stack.bucket, Key=trial.key)
+            if s.after_each is not None:
+                s.after_each()
         return trial
 
     def _arm_network(self, trial: Trial) -> None:
