@@ -7,8 +7,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from .._config import MAX_PART_SIZE
 from .._control import PartToSign, UploadedPart
-from .._plan import MAX_PARTS
+from .._plan import MAX_OBJECT_SIZE, MAX_PARTS
 from ._auth import SESSION_COOKIE, Principal
 from ._deps import CurrentPrincipal, Service, SigningPrincipal, bearer_principal, charge
 from ._keys import MAX_KEY_BYTES
@@ -36,6 +37,10 @@ Text = Annotated[str, Field(max_length=1024, pattern=r"^[\x20-\x7e]*$")]
 Bucket = Annotated[str | None, Field(default=None, max_length=63,
                                      description="Must be the service's bucket if given")]
 
+
+DEFAULT_LISTING = 50
+MAX_LISTING = 1000
+"""Objects per page of ``GET /v1/objects``: by default, and at most."""
 
 # Base64 of a CRC32 (4 bytes), SHA-1 (20) or SHA-256 (32): the length tells the algorithm.
 Checksum = Annotated[str | None, Field(
@@ -144,6 +149,41 @@ class ObjectResponse(_Model):
     bucket: str
     size: int
     etag: str
+
+
+class ListedObject(_Model):
+    key: str
+    bucket: str
+    size: int
+    etag: str
+    last_modified: float
+    """Seconds since the epoch."""
+
+
+class ObjectsResponse(_Model):
+    objects: list[ListedObject]
+    """Newest first."""
+    next_cursor: str | None
+    """Pass as ``cursor`` for the next page; ``None`` when this page is the last."""
+
+
+class LimitsResponse(_Model):
+    principal: str
+    prefix: str
+    """Every key you touch starts with it."""
+    max_object_size: int
+    """Largest object you may upload, in bytes."""
+    max_open_uploads: int
+    """Unfinished uploads you may have at once."""
+    max_parts: int
+    max_part_size: int
+    max_sign_batch: int
+    """Most parts signed in one call."""
+    url_expiry: int
+    """Seconds a presigned part URL lasts, at most."""
+    rate_limit: float
+    """Requests (and signed parts) per second, sustained."""
+    rate_burst: int
 
 
 KeyQuery = Annotated[str, Query(min_length=1, max_length=MAX_KEY_BYTES)]
@@ -265,12 +305,57 @@ def list_uploads(service: Service, principal: CurrentPrincipal,
 
 
 @router.get("/objects", tags=["objects"])
-def head_object(key: KeyQuery, service: Service, principal: CurrentPrincipal,
-                bucket: BucketQuery = None) -> ObjectResponse:
-    """The size and ETag of a completed object."""
+def objects(service: Service, principal: CurrentPrincipal,
+            key: Annotated[str | None, Query(min_length=1, max_length=MAX_KEY_BYTES,
+                                             description="One object: its size and ETag")
+                           ] = None,
+            prefix: Annotated[str | None, Query(
+                max_length=MAX_KEY_BYTES,
+                description="List under this prefix (inside yours); default: yours")] = None,
+            limit: Annotated[int | None, Query(
+                ge=1, le=MAX_LISTING, description=f"Most objects in the page (default "
+                f"{DEFAULT_LISTING}, at most {MAX_LISTING})")] = None,
+            cursor: Annotated[str | None, Query(
+                min_length=1, max_length=4096, pattern=r"^[A-Za-z0-9_-]+$",
+                description="`next_cursor` of the previous page")] = None,
+            bucket: BucketQuery = None) -> ObjectResponse | ObjectsResponse:
+    """With ``key``: the size and ETag of that completed object. Without: the caller's
+    completed objects (under its prefix, or a narrower ``prefix``), newest first, at most
+    ``limit`` per page; ``next_cursor`` asks for the next page.
+
+    A listing reads every key under the prefix from S3 (1,000 per call), because S3 lists
+    in key order only: a narrower ``prefix`` answers faster.
+    """
+    if key is None:
+        service.check_bucket(bucket)
+        found, next_cursor = service.list_objects(
+            principal, prefix, limit=DEFAULT_LISTING if limit is None else limit,
+            cursor=cursor)
+        return ObjectsResponse(next_cursor=next_cursor, objects=[
+            ListedObject(key=o.key, bucket=service.bucket, size=o.size, etag=o.etag,
+                         last_modified=o.last_modified) for o in found])
+    if prefix is not None or limit is not None or cursor is not None:
+        raise ServiceError(422, "invalid-request", "give either key (one object) or "
+                           "prefix, limit and cursor (a listing), not both")
     destination = service.destination(principal, key=key, bucket=bucket)
     info = service.head(destination)
     if info is None:
         raise ServiceError(404, "object-not-found", f"there is no object {destination.key!r}")
     return ObjectResponse(key=destination.key, bucket=destination.bucket, size=info.size,
                           etag=info.etag)
+
+
+@router.get("/limits", tags=["session"])
+def limits(request: Request, principal: CurrentPrincipal) -> LimitsResponse:
+    """What the caller may do: largest object, open uploads at once, request rate.
+
+    Pages use it to refuse a file that is too large before sending any of it.
+    """
+    settings = request.app.state.settings
+    return LimitsResponse(
+        principal=principal.name, prefix=principal.prefix,
+        max_object_size=min(principal.max_object_size, MAX_OBJECT_SIZE),
+        max_open_uploads=settings.max_open_uploads, max_parts=MAX_PARTS,
+        max_part_size=MAX_PART_SIZE, max_sign_batch=settings.max_sign_batch,
+        url_expiry=settings.url_expiry, rate_limit=settings.rate_limit,
+        rate_burst=settings.rate_burst)

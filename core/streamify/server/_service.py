@@ -31,9 +31,10 @@ from .._control import ObjectInfo, OpenUpload, PartToSign, SignedPart, UploadedP
 from .._destination import Destination
 from .._errors import StreamifyError
 from .._plan import MAX_OBJECT_SIZE, MAX_PARTS, PartPlan, plan_parts
-from .._s3control import S3ControlPlane
+from .._s3control import S3ControlPlane, translate_s3_error
 from ._auth import Principal
 from ._keys import KeyRejected, check_key, check_prefix, key_for_filename
+from ._listing import CursorRejected, StoredObject, decode_cursor, newest_first
 from ._problems import ServiceError, from_core_error
 from ._settings import ServiceSettings
 
@@ -300,7 +301,8 @@ class UploadService:
             self.control.abort(destination, upload_id)
         self._forget(destination, upload_id)
 
-    def list_uploads(self, principal: Principal, prefix: str | None) -> list[OpenUpload]:
+    def _owned_prefix(self, principal: Principal, prefix: str | None) -> Destination:
+        """``prefix`` (default: the caller's own), if it lies inside the caller's."""
         chosen = principal.prefix if prefix is None else prefix
         try:
             check_prefix(chosen)
@@ -309,8 +311,39 @@ class UploadService:
         if not principal.owns(chosen):
             raise ServiceError(403, "forbidden-key", f"prefix {chosen!r} is outside your "
                                f"prefix {principal.prefix!r}")
+        return Destination(self.bucket, chosen)
+
+    def list_uploads(self, principal: Principal, prefix: str | None) -> list[OpenUpload]:
+        where = self._owned_prefix(principal, prefix)
         with _translated("ListMultipartUploads"):
-            return self.control.list_uploads(Destination(self.bucket, chosen))
+            return self.control.list_uploads(where)
+
+    def list_objects(self, principal: Principal, prefix: str | None, *, limit: int,
+                     cursor: str | None = None) -> tuple[list[StoredObject], str | None]:
+        """The caller's completed objects under ``prefix``, newest first: one page of at
+        most ``limit``, and the cursor of the next page (``None`` after the last).
+
+        Every key under the prefix is read (ListObjectsV2, 1,000 a call) because S3 lists
+        in key order only; memory holds at most ``limit + 1`` of them.
+        """
+        where = self._owned_prefix(principal, prefix)
+        try:
+            after = decode_cursor(cursor) if cursor is not None else None
+        except CursorRejected as exc:
+            raise ServiceError(400, "invalid-cursor", str(exc)) from exc
+        with _translated("ListObjectsV2"):
+            return newest_first(self._stored_objects(where), limit=limit, after=after)
+
+    def _stored_objects(self, where: Destination) -> Iterator[StoredObject]:
+        paginator = self.control.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=where.bucket, Prefix=where.key):
+                for item in page.get("Contents", []):
+                    yield StoredObject(key=item["Key"], size=int(item["Size"]),
+                                       etag=normalize_etag(item["ETag"]),
+                                       last_modified=item["LastModified"].timestamp())
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise translate_s3_error(exc, "listing objects in", where) from exc
 
     def head(self, destination: Destination) -> ObjectInfo | None:
         with _translated("HeadObject"):
