@@ -3,50 +3,74 @@
 Each upload runs in a child process of its own; its CPU (user + system) and peak resident
 set come from ``wait4`` on that child, its speed from the wall time around it. Rounds are
 interleaved (ceiling, streamify, boto3, ... then again), so a slow moment of the shared
-machine falls on every contender alike. Medians over the rounds; ratios to the raw ceiling.
+machine falls on every contender alike. Medians over the rounds; ratios to the raw
+ceiling, to obstore, and of the API service to direct.
 
-    source /tmp/rgw.env   # S3_ENDPOINT_URL and the AWS credentials of a real S3 server
-    flock /tmp/streamify-heavy.lock python benchmarks/throughput.py --size 1GiB --rounds 3
+    bash benchmarks/run.sh                      # installs, brings radosgw up, runs it all
+    source /tmp/rgw.env                         # or by hand, against a running S3
+    flock /tmp/streamify-heavy.lock python benchmarks/throughput.py --sizes 1GiB,4GiB \\
+        --between "radosgw-admin -c /tmp/rgw/cluster/ceph.conf gc process --include-all"
 
-Contenders (``--only`` picks some): ``ceiling`` (presigned PUTs with ``http.client``, one
-connection per thread, no hashing, no bookkeeping: what the wire and the server allow),
-``streamify`` (``streamify upload``, direct, Content-MD5 on every part), ``streamify-api``
-(the same through ``streamify serve`` in front of the same S3), ``boto3`` (``upload_file``)
-and ``s3fs`` (``put_file``); all with the same part size and concurrency.
+Contenders (``--only`` picks some), all with the same part size and concurrency:
+``ceiling`` (presigned PUTs with ``http.client``, one connection per thread, no hashing,
+no bookkeeping: what the wire and the server allow), ``streamify`` (``streamify upload``,
+direct, Content-MD5 on every part), ``streamify-api`` (the same through ``streamify
+serve`` in front of the same S3), ``boto3`` (``upload_file``), ``s3fs`` (``put_file``),
+``obstore`` (``put``), ``crt`` (the AWS CRT S3 client through s3transfer's
+``CRTTransferManager``) and ``rclone`` (``rclone copy``).
+
+Every object is deleted right after its upload is measured, then ``--between`` runs:
+radosgw's memstore frees deleted data only when its garbage collector runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import statistics
-import subprocess
+import shlex
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from _shared import REGION, MiB, upload_with, write_file
+from _chart import grouped_bars
+from _runs import (
+    ChildFailed,
+    Run,
+    between,
+    delete_prefix,
+    git_revision,
+    load_runs,
+    machine,
+    measure,
+    median_of,
+    past,
+    save_run,
+    versions,
+)
+from _shared import REGION, MiB, rclone_env, upload_with, write_file
 
 __all__ = ["main"]
 
 GiB = 1024 * MiB
-CONTENDERS = ("ceiling", "streamify", "streamify-api", "boto3", "s3fs")
-
-
-@dataclass(frozen=True)
-class Run:
-    contender: str
-    seconds: float
-    cpu: float
-    peak_rss: int
+RESULTS = Path(__file__).resolve().parent / "results"
+CONTENDERS = ("ceiling", "streamify", "streamify-api", "boto3", "s3fs", "obstore", "crt",
+              "rclone")
+LABELS = {
+    "ceiling": "raw ceiling: presigned PUTs, `http.client`, no hashing",
+    "streamify": "`streamify upload` direct (Content-MD5 per part)",
+    "streamify-api": "`streamify upload --api` (through `streamify serve`)",
+    "boto3": "boto3 `upload_file` (no Content-MD5)",
+    "s3fs": "s3fs `put_file`",
+    "obstore": "obstore `put` (no integrity header)",
+    "crt": "AWS CRT client (s3transfer `CRTTransferManager`)",
+    "rclone": "`rclone copy`",
+}
+GIVE_UP_AFTER = 2  # failures of one contender at one size before it is left out
 
 
 def ceiling(path: str, bucket: str, key: str, endpoint: str, part_size: int,
@@ -101,31 +125,24 @@ def child_main(args: argparse.Namespace) -> None:
                     args.part_size, args.concurrency)
 
 
-def command(contender: str, path: str, bucket: str, key: str, endpoint: str, part_size: int,
-            concurrency: int, api: tuple[str, str] | None, state_dir: str) -> list[str]:
+def command(contender: str, path: str, bucket: str, prefix: str, args: argparse.Namespace,
+            api: tuple[str, str], state_dir: str) -> list[str]:
+    """The child's command line: it uploads ``path`` to ``prefix`` + the file's name."""
+    key = prefix + Path(path).name
     if contender in ("streamify", "streamify-api"):
-        where = (["--api", api[0], "--token", api[1]] if contender == "streamify-api" and api
-                 else ["--endpoint-url", endpoint])
+        where = (["--api", api[0], "--token", api[1]] if contender == "streamify-api"
+                 else ["--endpoint-url", args.endpoint])
         return [sys.executable, "-m", "streamify", "upload", *where, "--no-progress",
-                "--state-dir", state_dir, "--part-size", str(part_size),
-                "--concurrency", str(concurrency), path, f"s3://{bucket}/{key}"]
+                "--state-dir", state_dir, "--part-size", str(args.part_size),
+                "--concurrency", str(args.concurrency), path, f"s3://{bucket}/{key}"]
+    if contender == "rclone":
+        # rclone copies a file into a folder under its own name: the same key.
+        return ["rclone", "copy", path, f"bench:{bucket}/{prefix}",
+                "--s3-chunk-size", f"{args.part_size // 1024}Ki",
+                "--s3-upload-concurrency", str(args.concurrency)]
     return [sys.executable, __file__, "--child", contender, "--path", path, "--bucket", bucket,
-            "--key", key, "--endpoint", endpoint, "--part-size", str(part_size),
-            "--concurrency", str(concurrency)]
-
-
-def measure(argv: list[str]) -> tuple[float, float, int]:
-    """Wall seconds, CPU seconds (user + system) and peak RSS bytes of one child."""
-    started = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    assert process.stderr is not None
-    errors = process.stderr.read().decode(errors="replace")
-    process.stderr.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(argv[:5])}... failed: {errors[-2000:]}")
-    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
+            "--key", key, "--endpoint", args.endpoint, "--part-size", str(args.part_size),
+            "--concurrency", str(args.concurrency)]
 
 
 @contextmanager
@@ -137,71 +154,171 @@ def api_service(endpoint: str) -> Iterator[tuple[str, str, str]]:
         yield stack.api_url, stack.token, stack.bucket
 
 
-def report(runs: list[Run], size: int, args: argparse.Namespace, endpoint: str) -> str:
-    rows = []
-    by: dict[str, list[Run]] = {}
-    for run in runs:
-        by.setdefault(run.contender, []).append(run)
-    medians = {name: (size / MiB / statistics.median(r.seconds for r in rs),
-                      statistics.median(r.cpu for r in rs) * GiB / size,
-                      max(r.peak_rss for r in rs) / MiB) for name, rs in by.items()}
-    base = medians.get("ceiling")
-    for name, (speed, cpu, rss) in medians.items():
-        ratio = f"{speed / base[0]:.2f}x" if base else ""
-        extra = f"{cpu - base[1]:+.2f}" if base else ""
-        rows.append(f"| {name:13} | {speed:7.1f} | {ratio:7} | {cpu:6.2f} | {extra:7} | "
-                    f"{rss:6.0f} | {len(by[name])} |")
-    return "\n".join([
-        f"{size / GiB:g} GiB, {args.concurrency} x {args.part_size // MiB} MiB parts, "
-        f"S3 at {endpoint}; {platform.node()}, {os.cpu_count()} CPUs, Python "
-        f"{platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-        "",
-        "| contender     |   MiB/s | vs ceiling | CPU-s/GiB | vs ceiling | peak RSS MiB | runs |",
-        "|---------------|--------:|-----------:|----------:|-----------:|-------------:|-----:|",
-        *rows])
+def run_all(args: argparse.Namespace, sizes: list[int], contenders: list[str],
+            runs_file: Path) -> None:
+    """Every size, every round, every contender in turn; each run saved as it ends."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=args.endpoint, region_name=REGION)
+    env = rclone_env(args.endpoint)
+    with api_service(args.endpoint) as (url, token, bucket), \
+            tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        for size in sizes:
+            case = f"{size / GiB:g} GiB"
+            path = str(Path(tmp) / f"source-{size}.bin")
+            write_file(Path(path), size)
+            failures: dict[str, int] = {}
+            for round_ in range(1, args.rounds + 1):
+                for contender in contenders:
+                    if failures.get(contender, 0) >= GIVE_UP_AFTER:
+                        continue
+                    if past(args.stop_at):
+                        print(f"past {args.stop_at} UTC: no more uploads", file=sys.stderr)
+                        return
+                    prefix = f"throughput/{contender}-{uuid.uuid4().hex[:8]}/"
+                    argv = command(contender, path, bucket, prefix, args, (url, token),
+                                   str(Path(tmp) / "state"))
+                    try:
+                        seconds, cpu, rss = measure(argv, env=env, timeout=args.timeout)
+                        run = Run("throughput", case, contender, round_, size, 1, seconds,
+                                  cpu, rss)
+                    except ChildFailed as failed:
+                        failures[contender] = failures.get(contender, 0) + 1
+                        run = Run("throughput", case, contender, round_, size, 1, 0, 0, 0,
+                                  error=str(failed))
+                    save_run(runs_file, run)
+                    print(f"{case} round {round_} {contender:13} "
+                          + (f"{size / MiB / run.seconds:7.1f} MiB/s {run.cpu:6.2f} CPU-s "
+                             f"{run.peak_rss // MiB:5d} MiB" if not run.error
+                             else f"FAILED {run.error[-300:]}"), file=sys.stderr, flush=True)
+                    delete_prefix(s3, bucket, prefix)
+                    between(args.between)
+            os.unlink(path)
+
+
+def ratio(value: float | None, base: float | None) -> str:
+    return f"{value / base:.2f}x" if value and base else ""
+
+
+def report(runs: list[Run], header: str) -> str:
+    """The markdown: medians per size with ratios, failures, then every run."""
+    good = [run for run in runs if not run.error]
+    cases = list(dict.fromkeys(run.case for run in runs))
+    lines = [header, ""]
+    for case in cases:
+        here = [run for run in good if run.case == case]
+        size = next(run.bytes for run in runs if run.case == case)
+        names = [name for name in CONTENDERS if any(run.contender == name for run in here)]
+        speed = {name: size / MiB / median_of((r for r in here if r.contender == name),
+                                              "seconds") for name in names}
+        cpu = {name: median_of((r for r in here if r.contender == name), "cpu") * GiB / size
+               for name in names}
+        rss = {name: median_of((r for r in here if r.contender == name), "peak_rss") / MiB
+               for name in names}
+        rounds = {name: sum(r.contender == name for r in here) for name in names}
+        lines += [f"### {case}", "",
+                  "| contender | MiB/s | vs ceiling | vs obstore | CPU-s per GiB "
+                  "| CPU-s per GiB minus ceiling's | peak RSS MiB | rounds |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for name in names:
+            extra = f"{cpu[name] - cpu['ceiling']:+.2f}" if "ceiling" in cpu else ""
+            lines.append(f"| {LABELS[name]} | {speed[name]:.1f} | "
+                         f"{ratio(speed[name], speed.get('ceiling'))} | "
+                         f"{ratio(speed[name], speed.get('obstore'))} | {cpu[name]:.2f} | "
+                         f"{extra} | {rss[name]:.0f} | {rounds[name]} |")
+        if "streamify" in speed and "streamify-api" in speed:
+            lines += ["", f"Through the API service against direct: "
+                      f"{ratio(speed['streamify-api'], speed['streamify'])} the MiB/s, "
+                      f"{ratio(cpu['streamify-api'], cpu['streamify'])} the client CPU "
+                      f"(the service's own CPU is not counted)."]
+        failed = [run for run in runs if run.case == case and run.error]
+        if failed:
+            lines += ["", "Failed uploads (left out of the medians):", ""]
+            lines += [f"- {run.contender}, round {run.round}: "
+                      f"`{' '.join(run.error[-400:].split())}`" for run in failed]
+        lines.append("")
+    lines += ["### Every run", "", "| size | round | contender | seconds | MiB/s | CPU-s "
+              "| peak RSS MiB |", "|---|---:|---|---:|---:|---:|---:|"]
+    lines += [f"| {run.case} | {run.round} | {run.contender} | {run.seconds:.2f} | "
+              f"{run.bytes / MiB / run.seconds:.1f} | {run.cpu:.2f} | "
+              f"{run.peak_rss / MiB:.0f} |" for run in good]
+    return "\n".join(lines) + "\n"
+
+
+def chart(runs: list[Run], path: Path) -> None:
+    good = [run for run in runs if not run.error]
+    cases = list(dict.fromkeys(run.case for run in good))
+    names = [name for name in CONTENDERS if any(run.contender == name for run in good)]
+    panels: list[tuple[str, dict[tuple[str, str], float]]] = [
+        ("MiB/s (median)", {}), ("client CPU-s per GiB", {}), ("peak RSS MiB", {})]
+    for case in cases:
+        for name in names:
+            mine = [run for run in good if run.case == case and run.contender == name]
+            if not mine:
+                continue
+            size = mine[0].bytes
+            panels[0][1][case, name] = size / MiB / median_of(mine, "seconds")
+            panels[1][1][case, name] = median_of(mine, "cpu") * GiB / size
+            panels[2][1][case, name] = median_of(mine, "peak_rss") / MiB
+    grouped_bars(path, "Upload of one file: every contender in its own process, interleaved",
+                 cases, names, panels)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--size", default="1GiB")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--sizes", default="1GiB,4GiB")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--part-size", type=lambda v: int(v), default=8 * MiB)
+    parser.add_argument("--part-size", type=int, default=8 * MiB)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--only", default=",".join(CONTENDERS))
     parser.add_argument("--endpoint", default=os.environ.get("S3_ENDPOINT_URL"))
-    parser.add_argument("--child"), parser.add_argument("--path")
-    parser.add_argument("--bucket"), parser.add_argument("--key")
+    parser.add_argument("--between", default="",
+                        help="command run after each upload's object is deleted")
+    parser.add_argument("--timeout", type=float, default=900,
+                        help="seconds before one upload is killed and counted as failed")
+    parser.add_argument("--stop-at", default="", help="UTC HH:MM: start no upload after it")
+    parser.add_argument("--tmp", default=None, help="where the source files are written")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--report", type=Path, default=None,
+                        help="only rebuild the markdown and chart from this runs file")
+    parser.add_argument("--child")
+    parser.add_argument("--path")
+    parser.add_argument("--bucket")
+    parser.add_argument("--key")
     args = parser.parse_args()
     if args.child:
         child_main(args)
         return
-    if not args.endpoint:
-        raise SystemExit("set S3_ENDPOINT_URL (source /tmp/rgw.env) or pass --endpoint")
-    from streamify import parse_size
+    runs_file = args.report or args.out / "throughput-runs.jsonl"
+    header_file = runs_file.with_suffix(".header.md")
+    if not args.report:
+        if not args.endpoint:
+            raise SystemExit("set S3_ENDPOINT_URL (source /tmp/rgw.env) or pass --endpoint")
+        from streamify import parse_size
 
-    size = parse_size(args.size)
-    contenders = args.only.split(",")
-    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
-        url, token, bucket = stack.enter_context(api_service(args.endpoint))
-        path = str(Path(tmp) / "source.bin")
-        write_file(Path(path), size)
-        import boto3
-
-        s3 = boto3.client("s3", endpoint_url=args.endpoint, region_name=REGION)
-        runs: list[Run] = []
-        for round_ in range(args.rounds):
-            for contender in contenders:
-                key = f"throughput/{contender}-{uuid.uuid4().hex[:8]}"
-                argv = command(contender, path, bucket, key, args.endpoint, args.part_size,
-                               args.concurrency, (url, token), str(Path(tmp) / "state"))
-                seconds, cpu, rss = measure(argv)
-                runs.append(Run(contender, seconds, cpu, rss))
-                print(json.dumps({"round": round_ + 1, "contender": contender,
-                                  "MiB/s": round(size / MiB / seconds, 1),
-                                  "cpu_s": round(cpu, 2), "rss_mib": rss // MiB}),
-                      file=sys.stderr, flush=True)
-                s3.delete_object(Bucket=bucket, Key=key)
-        print(report(runs, size, args, args.endpoint))
+        unknown = set(args.only.split(",")) - set(CONTENDERS)
+        if unknown:
+            raise SystemExit(f"unknown contenders {sorted(unknown)}; known: {CONTENDERS}")
+        args.out.mkdir(parents=True, exist_ok=True)
+        runs_file.write_text("")
+        header_file.write_text(
+            f"Command: `{shlex.join(['python', 'benchmarks/throughput.py', *sys.argv[1:]])}`\n\n"
+            f"Machine: {machine()}; S3 at {args.endpoint} (shares the machine's CPUs)\n\n"
+            f"Started {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit "
+            f"{git_revision()}; {versions()}\n\n"
+            f"{args.concurrency} x {args.part_size // MiB} MiB parts for every contender, "
+            f"incompressible bytes, each upload in a child process of its own (CPU = user + "
+            f"system from `wait4`, peak RSS = that child's `ru_maxrss`: interpreter start "
+            f"and imports included); medians over the rounds.\n")
+        run_all(args, [parse_size(size) for size in args.sizes.split(",")],
+                args.only.split(","), runs_file)
+    runs = load_runs(runs_file)
+    header = "# Upload throughput and client CPU\n\n" + (
+        header_file.read_text() if header_file.exists() else "")
+    markdown = report(runs, header)
+    (args.out / "throughput.md").write_text(markdown)
+    chart(runs, args.out / "throughput.png")
+    print(markdown)
 
 
 if __name__ == "__main__":
