@@ -4,7 +4,8 @@ Writes (``put``, ``put_file``, ``pipe``, ``pipe_file``, ``open(..., "wb")``, ``t
 through the resumable engine: parallel parts with Content-MD5, retries, verification, and
 for files a resume when the same ``put`` is repeated after a crash. Reads and listings are
 s3fs's (direct mode, S3 credentials); with the API service (``api_url``), which holds the
-credentials, only what the service offers is available: one object's size and ETag.
+credentials, only what the service offers is available: ``info``, ``exists``, ``isdir``,
+``ls`` and ``find`` of the caller's own completed objects (``GET /v1/objects``).
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import io
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from datetime import UTC, datetime
 from glob import has_magic
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import fsspec
 from fsspec.callbacks import DEFAULT_CALLBACK
@@ -29,14 +31,25 @@ from ._config import UploadConfig
 from ._control import ControlPlane
 from ._destination import Destination
 from ._engine import Uploader, UploadResult
-from ._errors import ConfigError, DestinationError, StreamifyError, TransferError
+from ._errors import (
+    AccessDeniedError,
+    ConfigError,
+    DestinationError,
+    StreamifyError,
+    TransferError,
+)
 from ._source import open_source
 from ._state import StateStore
 from ._stream import StreamWriter
 from ._throttle import Throttle
 from ._transport import PartSender
 
+if TYPE_CHECKING:
+    from ._httpcontrol import HttpControlPlane, ListedObject
+
 __all__ = ["StreamedFile", "StreamifyFileSystem"]
+
+_T = TypeVar("_T")
 
 
 class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
@@ -130,7 +143,8 @@ class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
         if self.api_url is not None:
             raise NotImplementedError(
                 f"streamify: {operation} needs direct mode: the API service at {self.api_url} "
-                "signs uploads and reports one object's size and ETag, nothing more; construct "
+                "signs uploads and lists your completed objects (info, exists, ls, find), "
+                "nothing more; construct "
                 "StreamifyFileSystem(endpoint_url=..., key=..., secret=...) with S3 "
                 f"credentials to {operation}")
         with self._lock:
@@ -293,53 +307,141 @@ class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
     # ------------------------------------------------------------------ reads and listings
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
-        if self.api_url is not None:
-            info = self._api_info(path, "ls")
-            return [info] if detail else [info["name"]]
-        return list(self._direct("ls").ls(self._strip_protocol(path), detail=detail, **kwargs))
+        if self.api_url is None:
+            return list(self._direct("ls").ls(self._strip_protocol(path), detail=detail,
+                                              **kwargs))
+        bucket, key = self._api_split(path)
+        found = self._api_object(bucket, key)
+        if found is not None:
+            entries = [found]
+        else:
+            entries = self._api_children(bucket, key)
+            if not entries:
+                raise FileNotFoundError(f"streamify://{self._strip_protocol(path)}: no "
+                                        "object at or under this path")
+        return entries if detail else [entry["name"] for entry in entries]
 
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
-        if self.api_url is not None:
-            return self._api_info(path, "info")
-        return dict(self._direct("info").info(self._strip_protocol(path), **kwargs))
+        if self.api_url is None:
+            return dict(self._direct("info").info(self._strip_protocol(path), **kwargs))
+        bucket, key = self._api_split(path)
+        found = self._api_object(bucket, key)
+        if found is not None:
+            return found
+        if next(self._api_listing(bucket, key), None) is not None:
+            return {"name": self._strip_protocol(path).rstrip("/"), "size": 0,
+                    "type": "directory"}
+        raise FileNotFoundError(f"streamify://{self._strip_protocol(path)}: no object at or "
+                                "under this path")
 
     def exists(self, path: str, **kwargs: Any) -> bool:
-        if self.api_url is not None:
-            try:
-                self._api_info(path, "exists")
-            except FileNotFoundError:
-                return False
-            return True
-        return bool(self._direct("exists").exists(self._strip_protocol(path), **kwargs))
+        if self.api_url is None:
+            return bool(self._direct("exists").exists(self._strip_protocol(path), **kwargs))
+        try:
+            self.info(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def isdir(self, path: str) -> bool:
+        if self.api_url is None:
+            return bool(self._direct("isdir").isdir(self._strip_protocol(path)))
+        try:
+            return bool(self.info(path)["type"] == "directory")
+        except (FileNotFoundError, PermissionError):
+            return False
 
     def find(self, path: str, maxdepth: int | None = None, withdirs: bool = False,
              detail: bool = False, **kwargs: Any) -> Any:
-        if self.api_url is not None:
-            info = self._api_info(path, "find")
-            return {info["name"]: info} if detail else [info["name"]]
-        return self._direct("find").find(self._strip_protocol(path), maxdepth=maxdepth,
-                                         withdirs=withdirs, detail=detail, **kwargs)
+        if self.api_url is None:
+            return self._direct("find").find(self._strip_protocol(path), maxdepth=maxdepth,
+                                             withdirs=withdirs, detail=detail, **kwargs)
+        if maxdepth is not None and maxdepth < 1:
+            raise ValueError("maxdepth must be at least 1")
+        bucket, key = self._api_split(path)
+        found: dict[str, dict[str, Any]] = {}
+        single = self._api_object(bucket, key)
+        if single is not None:
+            found[single["name"]] = single
+        else:
+            base = self._strip_protocol(path).rstrip("/")
+            for listed in self._api_listing(bucket, key):
+                relative = listed.destination.key[len(_folder(key)):]
+                folders = relative.split("/")[:-1]
+                if withdirs:
+                    for depth in range(1, len(folders) + 1):
+                        if maxdepth is None or depth <= maxdepth:
+                            name = "/".join([base, *folders[:depth]])
+                            found[name] = {"name": name, "size": 0, "type": "directory"}
+                if relative and (maxdepth is None or len(folders) < maxdepth):
+                    entry = _listed_entry(listed)
+                    found[entry["name"]] = entry
+            if withdirs and found:
+                found[base] = {"name": base, "size": 0, "type": "directory"}
+        names = sorted(found)
+        return {name: found[name] for name in names} if detail else names
 
-    def _api_info(self, path: str, operation: str) -> dict[str, Any]:
-        """What the API service knows of ``path``: the object's size and ETag."""
-        path = self._strip_protocol(path)
-        bucket, _, key = path.partition("/")
-        if not key:
-            raise NotImplementedError(
-                f"streamify: {operation} of a bucket needs direct mode: the API service at "
-                f"{self.api_url} has no listing; construct StreamifyFileSystem(endpoint_url="
-                "..., key=..., secret=...) with S3 credentials")
-        found = self.control.head(Destination(bucket, key))
+    # The API service offers one object's size and ETag (GET /v1/objects?key=) and the
+    # caller's completed objects under a prefix (GET /v1/objects?prefix=), nothing else.
+    def _api_split(self, path: str) -> tuple[str, str]:
+        bucket, _, key = self._strip_protocol(path).partition("/")
+        return bucket, key
+
+    @property
+    def _service(self) -> HttpControlPlane:
+        from ._httpcontrol import HttpControlPlane
+
+        control = self.control
+        assert isinstance(control, HttpControlPlane), "API mode has an HttpControlPlane"
+        return control
+
+    def _api_object(self, bucket: str, key: str) -> dict[str, Any] | None:
+        """The object at ``key`` (``None``: none, or ``key`` names a folder)."""
+        if not key or key.endswith("/"):
+            return None
+        try:
+            found = self._service.head(Destination(bucket, key))
+        except AccessDeniedError:
+            # "users/alice" is outside the prefix "users/alice/" as an object, yet it is
+            # that folder: the listing decides, and refuses what is truly another's.
+            return None
         if found is None:
-            raise FileNotFoundError(
-                f"streamify://{path}: no such object (through the API service, only objects "
-                "are known, not prefixes; use direct mode to list prefixes)")
-        return {"name": path, "size": found.size, "type": "file", "ETag": found.etag}
+            return None
+        return {"name": f"{bucket}/{key}", "size": found.size, "type": "file",
+                "ETag": found.etag}
 
-    def isdir(self, path: str) -> bool:
-        if self.api_url is not None:
-            return False
-        return bool(self._direct("isdir").isdir(self._strip_protocol(path)))
+    def _api_listing(self, bucket: str, key: str) -> Iterator[ListedObject]:
+        """Every completed object under the folder ``key`` (``""``: the bucket)."""
+        listed = self._service.list_objects(Destination(bucket, _folder(key)))
+        first = self._denied_as_permission(lambda: next(listed, None), bucket, key)
+        if first is not None:
+            yield first
+            yield from listed
+
+    def _api_children(self, bucket: str, key: str) -> list[dict[str, Any]]:
+        """What ``ls`` shows of the folder ``key``: its objects and its sub-folders."""
+        entries: dict[str, dict[str, Any]] = {}
+        for listed in self._api_listing(bucket, key):
+            relative = listed.destination.key[len(_folder(key)):]
+            if not relative:
+                continue  # a folder marker: the folder itself
+            child, slash, _ = relative.partition("/")
+            name = f"{bucket}/{_folder(key)}{child}"
+            if slash:
+                entries[name] = {"name": name, "size": 0, "type": "directory"}
+            else:
+                entries[name] = _listed_entry(listed)
+        return [entries[name] for name in sorted(entries)]
+
+    def _denied_as_permission(self, call: Callable[[], _T], bucket: str, key: str) -> _T:
+        try:
+            return call()
+        except AccessDeniedError as exc:
+            raise PermissionError(
+                f"streamify://{bucket}/{key}: the API service at {self.api_url} lists and "
+                f"reads only your own prefix ({exc}); to see the rest of the bucket, "
+                "construct StreamifyFileSystem(endpoint_url=..., key=..., secret=...) with "
+                "S3 credentials") from exc
 
     def cat_file(self, path: str, start: int | None = None, end: int | None = None,
                  **kwargs: Any) -> bytes:
@@ -487,3 +589,14 @@ class _CallbackProgress:
                     self._sized = True
                 if isinstance(event, ev.Progress):
                     self._callback.absolute_update(event.bytes_done)
+
+
+def _folder(key: str) -> str:
+    """``key`` as a folder prefix: ``""`` for the bucket, else ending with ``/``."""
+    return key if not key or key.endswith("/") else key + "/"
+
+
+def _listed_entry(listed: ListedObject) -> dict[str, Any]:
+    return {"name": f"{listed.destination.bucket}/{listed.destination.key}",
+            "size": listed.size, "type": "file", "ETag": listed.etag,
+            "LastModified": datetime.fromtimestamp(listed.last_modified, tz=UTC)}

@@ -9,7 +9,8 @@ S3 through the presigned URLs the service hands out.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -26,12 +27,23 @@ from ._errors import (
     UploadGoneError,
 )
 
-__all__ = ["HttpControlPlane"]
+__all__ = ["HttpControlPlane", "ListedObject"]
 
 _DESTINATION_PROBLEMS = {"invalid-key", "wrong-bucket"}
 _SIZE_PROBLEMS = {"object-too-large", "invalid-part", "invalid-request", "invalid-metadata"}
 # Every route but "start an upload" may be repeated safely, POSTs included.
 _IDEMPOTENT = frozenset({"GET", "POST", "DELETE"})
+
+
+@dataclass(frozen=True, slots=True)
+class ListedObject:
+    """A completed object, as the API service lists it."""
+
+    destination: Destination
+    size: int
+    etag: str
+    last_modified: float
+    """Seconds since the epoch."""
 
 
 class HttpControlPlane:
@@ -198,6 +210,25 @@ class HttpControlPlane:
             raise self._error(response, "reading", destination)
         answer = json.loads(response.data)
         return ObjectInfo(size=int(answer["size"]), etag=str(answer["etag"]))
+
+    def list_objects(self, prefix: Destination, *, page_size: int = 1000
+                     ) -> Iterator[ListedObject]:
+        """Every completed object whose key starts with ``prefix.key``, newest first, a
+        page of ``page_size`` per call. ``AccessDeniedError`` outside the caller's prefix."""
+        cursor: str | None = None
+        while True:
+            query = {"prefix": prefix.key, "bucket": prefix.bucket, "limit": str(page_size)}
+            if cursor is not None:
+                query["cursor"] = cursor
+            answer = self._call("GET", "/v1/objects", "listing objects in", prefix,
+                                query=query)
+            for item in answer["objects"]:
+                yield ListedObject(Destination(str(item["bucket"]), str(item["key"])),
+                                   int(item["size"]), str(item["etag"]),
+                                   float(item["last_modified"]))
+            cursor = answer.get("next_cursor")
+            if not cursor:
+                return
 
     def close(self) -> None:
         """Close the pooled connections."""
