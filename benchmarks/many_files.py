@@ -273,7 +273,9 @@ def main() -> None:
         runs_file.write_text("")
         header_file.write_text(
             f"Command: `{shlex.join(['python', 'benchmarks/many_files.py', *sys.argv[1:]])}`"
-            f"\n\nMachine: {machine()}; S3 at {args.endpoint} (shares the machine's CPUs)\n\n"
+            + (f" (run by `{os.environ['BENCH_RUN_BY']}`)" if "BENCH_RUN_BY" in os.environ
+               else "")
+            + f"\n\nMachine: {machine()}; S3 at {args.endpoint} (shares the machine's CPUs)\n\n"
             f"Started {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit "
             f"{git_revision()}; {versions()}\n\n"
             f"{args.part_size // MiB} MiB parts where a tool splits a file, {PARTS_PER_FILE} "

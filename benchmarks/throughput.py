@@ -302,8 +302,10 @@ def main() -> None:
         args.out.mkdir(parents=True, exist_ok=True)
         runs_file.write_text("")
         header_file.write_text(
-            f"Command: `{shlex.join(['python', 'benchmarks/throughput.py', *sys.argv[1:]])}`\n\n"
-            f"Machine: {machine()}; S3 at {args.endpoint} (shares the machine's CPUs)\n\n"
+            f"Command: `{shlex.join(['python', 'benchmarks/throughput.py', *sys.argv[1:]])}`"
+            + (f" (run by `{os.environ['BENCH_RUN_BY']}`)" if "BENCH_RUN_BY" in os.environ
+               else "")
+            + f"\n\nMachine: {machine()}; S3 at {args.endpoint} (shares the machine's CPUs)\n\n"
             f"Started {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit "
             f"{git_revision()}; {versions()}\n\n"
             f"{args.concurrency} x {args.part_size // MiB} MiB parts for every contender, "

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The upload benchmarks in one command: installs what they need, brings up S3, takes the
+# machine's benchmark lock and runs throughput.py (one file, every contender interleaved)
+# and many_files.py (a directory of many files); results land in benchmarks/results/
+# (markdown, PNG chart, every run as JSON lines).
+#
+#   bash benchmarks/run.sh
+#
+# What it brings up:
+# - the virtualenv with the API service (scripts/setup.sh server) and the contenders only
+#   the benchmarks use (benchmarks/requirements.txt: obstore, the AWS CRT client,
+#   matplotlib), pinned by constraints.txt;
+# - rclone (Debian package) when it is missing;
+# - S3: $S3_ENDPOINT_URL and the AWS credentials if set; else the radosgw whose
+#   credentials are in /tmp/rgw.env; else a fresh one (../shared/s3/rgw-up.sh).
+#   Against radosgw every object is deleted after its upload and its garbage collector
+#   runs before the next one (memstore keeps deleted data in RAM until then).
+#
+# Settings (environment): BENCH_SIZES (1GiB,4GiB), BENCH_ROUNDS (3), BENCH_SETS
+# (1000x1MiB,50x64MiB), BENCH_ONLY (throughput contenders, default all), BENCH_STOP_AT
+# (UTC HH:MM: no upload starts after it), BENCH_LOCK (/tmp/streamify-heavy.lock).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+lock=${BENCH_LOCK:-/tmp/streamify-heavy.lock}
+if [ -z "${STREAMIFY_BENCH_LOCKED:-}" ]; then
+    # One heavy job at a time on this machine: others' runs would distort these numbers.
+    exec env STREAMIFY_BENCH_LOCKED=1 flock "$lock" bash "$0" "$@"
+fi
+
+bash scripts/setup.sh server
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt \
+    -r benchmarks/requirements.txt 2> >(grep -v "^WARNING: Location '.*' is ignored" >&2)
+if ! command -v rclone >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq rclone >/dev/null
+fi
+
+rgw_dir=${RGW_DIR:-/tmp/rgw}
+if [ -z "${S3_ENDPOINT_URL:-}" ]; then
+    if [ -f /tmp/rgw.env ]; then
+        # shellcheck disable=SC1091
+        source /tmp/rgw.env
+    else
+        eval "$(bash ../shared/s3/rgw-up.sh | tail -3)"
+    fi
+fi
+between=""
+if [ -f "$rgw_dir/cluster/ceph.conf" ] && command -v radosgw-admin >/dev/null; then
+    between="radosgw-admin -c $rgw_dir/cluster/ceph.conf gc process --include-all"
+fi
+
+settings=$(env | grep '^BENCH_' | sort | tr '\n' ' ' || true)
+export BENCH_RUN_BY="${settings}bash benchmarks/run.sh"
+common=(--between "$between" --stop-at "${BENCH_STOP_AT:-}" --rounds "${BENCH_ROUNDS:-3}")
+only=()
+if [ -n "${BENCH_ONLY:-}" ]; then only=(--only "$BENCH_ONLY"); fi
+.venv/bin/python benchmarks/throughput.py --sizes "${BENCH_SIZES:-1GiB,4GiB}" "${only[@]}" \
+    "${common[@]}"
+.venv/bin/python benchmarks/many_files.py --sets "${BENCH_SETS:-1000x1MiB,50x64MiB}" \
+    "${common[@]}"
