@@ -16,10 +16,10 @@ MiB = 1024 * 1024
 MIN_PART_SIZE = 5 * MiB
 MAX_PART_SIZE = 5 * 1024 * MiB
 
-ChecksumName = Literal["none", "crc32", "sha1", "sha256"]
+ChecksumName = Literal["none", "crc32", "sha1", "sha256", "crc64nvme"]
 OnUploadGone = Literal["restart", "fail"]
 IfExists = Literal["skip_identical", "refuse_different", "overwrite"]
-_CHECKSUMS = ("none", "crc32", "sha1", "sha256")
+_CHECKSUMS = ("none", "crc32", "sha1", "sha256", "crc64nvme")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,6 +34,13 @@ class UploadConfig:
     part_size: int = 8 * MiB
     concurrency: int = 4
     checksum: ChecksumName = "none"
+    """An S3 additional checksum per part, beside Content-MD5. With ``"crc64nvme"`` (the
+    ``crc`` extra) the object also gets a full-object CRC64NVME, checked after complete.
+    Not every store verifies these (Ceph radosgw ignores them)."""
+    content_md5: bool = True
+    """Send every part with Content-MD5, which every S3 store verifies. ``False`` leaves the
+    per-part check to ``checksum`` (which must then be set), saving the MD5's CPU: only for
+    stores that verify additional checksums, such as AWS S3."""
     bwlimit: int | None = None
     """Bytes per second across all workers; ``None`` for no limit."""
     max_attempts: int = 8
@@ -58,7 +65,8 @@ class UploadConfig:
     if TYPE_CHECKING:
         # Sizes may be given as strings ("16MiB"); they are stored as bytes.
         def __init__(self, *, part_size: int | str = ..., concurrency: int = ...,
-                     checksum: ChecksumName = ..., bwlimit: int | str | None = ...,
+                     checksum: ChecksumName = ..., content_md5: bool = ...,
+                     bwlimit: int | str | None = ...,
                      max_attempts: int = ..., deadline: float | None = ...,
                      backoff_base: float = ..., backoff_max: float = ...,
                      connect_timeout: float = ..., read_timeout: float = ...,
@@ -84,6 +92,11 @@ class UploadConfig:
             raise ConfigError(
                 f"unknown checksum {self.checksum!r}: choose one of {', '.join(_CHECKSUMS)}",
                 parameter="checksum")
+        if not self.content_md5 and self.checksum == "none":
+            raise ConfigError(
+                "content_md5=False needs a checksum to check each part by instead: use "
+                'checksum="crc64nvme" (on stores that verify it, such as AWS S3)',
+                parameter="content_md5")
         if self.bwlimit is not None and self.bwlimit < 64 * 1024:
             raise ConfigError(f"bwlimit {self.bwlimit} B/s is below the 64KiB/s minimum",
                               parameter="bwlimit")

@@ -70,6 +70,8 @@ class OpenUpload:
 class ObjectInfo:
     size: int
     etag: str
+    checksum: str | None = None
+    """The object's full-object CRC64NVME (base64), where the store reports one."""
 
 
 class ControlPlane(Protocol):

@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Literal
 
 from . import _events as ev
-from ._checksum import additional_checksum, composite_etag
+from ._checksum import additional_checksum, checksum_algorithm, composite_etag, full_object_checksum
 from ._config import UploadConfig
 from ._control import ControlPlane, ObjectInfo, UploadedPart
 from ._destination import Destination
@@ -342,8 +342,13 @@ def complete_upload(control: ControlPlane, destination: Destination, upload_id: 
                     size: int, parts: list[UploadedPart], source_name: str, *,
                     etags_are_md5s: bool = True) -> ObjectInfo:
     """Assemble the object from ``parts`` (in order) and check it is what was sent: its
-    size, and its ETag when the parts' ETags are their MD5s (not so under SSE-KMS/SSE-C)."""
+    size, its ETag when the parts' ETags are their MD5s (not so under SSE-KMS/SSE-C or
+    without Content-MD5), and its full-object CRC64NVME when the parts carry theirs and the
+    store reports it."""
     expected = composite_etag(p.etag for p in parts) if etags_are_md5s else None
+    crc = (full_object_checksum((p.checksum or "", p.size) for p in parts)
+           if parts and all(p.checksum and checksum_algorithm(p.checksum) == "crc64nvme"
+                            for p in parts) else None)
     try:
         info = control.complete(destination, upload_id, parts)
     except UploadGoneError:
@@ -357,4 +362,13 @@ def complete_upload(control: ControlPlane, destination: Destination, upload_id: 
             f"{destination} was assembled but does not match {source_name} "
             f"(size {info.size} vs {size}, ETag {info.etag} vs {expected}); the "
             "object was left in place: delete it and upload again")
+    if crc is not None and info.checksum is not None and info.checksum != crc:
+        raise IntegrityError(
+            f"{destination} was assembled but its CRC64NVME {info.checksum} is not the "
+            f"{crc} of the parts sent from {source_name}; the object was left in place: "
+            "delete it and upload again")
+    if crc is not None and info.checksum is None and expected is None:
+        _log.warning("%s: storage reported no CRC64NVME for the assembled object (it may not "
+                     "verify additional checksums at all: keep Content-MD5 on for such a "
+                     "store); only its size, %d bytes, was checked", destination, info.size)
     return info

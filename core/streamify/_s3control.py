@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = ["S3ControlPlane", "s3_client", "translate_s3_error"]
 
-_CHECKSUM_PARAM = {"crc32": "ChecksumCRC32", "sha1": "ChecksumSHA1", "sha256": "ChecksumSHA256"}
+_CHECKSUM_PARAM = {"crc32": "ChecksumCRC32", "sha1": "ChecksumSHA1", "sha256": "ChecksumSHA256",
+                   "crc64nvme": "ChecksumCRC64NVME"}
 _GONE_CODES = {"NoSuchUpload"}
 _DENIED_CODES = {
     "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
@@ -143,6 +144,9 @@ class S3ControlPlane:
         }
         if checksum != "none":
             params["ChecksumAlgorithm"] = checksum.upper()
+        if checksum == "crc64nvme":
+            # The object gets the CRC64NVME of all its bytes (S3 has no other kind for it).
+            params["ChecksumType"] = "FULL_OBJECT"
         with self._errors("starting upload to", destination):
             return self.client.create_multipart_upload(**params)["UploadId"]
 
@@ -221,8 +225,11 @@ class S3ControlPlane:
             self.client.complete_multipart_upload(
                 Bucket=destination.bucket, Key=destination.key, UploadId=upload_id,
                 MultipartUpload={"Parts": listed})  # type: ignore[typeddict-item]
-        # Some servers (Ceph radosgw) return an empty ETag from complete: read it back.
-        info = self.head(destination)
+        # Some servers (Ceph radosgw) return an empty ETag from complete: read it back,
+        # with the full-object CRC64NVME where the parts carry theirs.
+        full_object = any(p.checksum and checksum_algorithm(p.checksum) == "crc64nvme"
+                          for p in parts)
+        info = self._head(destination, with_checksum=full_object)
         if info is None:
             raise UploadGoneError(f"completing upload to {destination}: S3 accepted the "
                                   "completion but the object is not there")
@@ -241,12 +248,18 @@ class S3ControlPlane:
             client.close()
 
     def head(self, destination: Destination) -> ObjectInfo | None:
+        return self._head(destination, with_checksum=False)
+
+    def _head(self, destination: Destination, *, with_checksum: bool) -> ObjectInfo | None:
+        extra: dict[str, Any] = {"ChecksumMode": "ENABLED"} if with_checksum else {}
         with self._errors("reading", destination):
             try:
-                head = self.client.head_object(Bucket=destination.bucket, Key=destination.key)
+                head = self.client.head_object(Bucket=destination.bucket, Key=destination.key,
+                                               **extra)
             except botocore.exceptions.ClientError as exc:
                 status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
                 if status == 404:
                     return None
                 raise
-        return ObjectInfo(size=int(head["ContentLength"]), etag=normalize_etag(head["ETag"]))
+        return ObjectInfo(size=int(head["ContentLength"]), etag=normalize_etag(head["ETag"]),
+                          checksum=head.get("ChecksumCRC64NVME") if with_checksum else None)

@@ -126,8 +126,12 @@ class PartSending:
         self._subscribers = subscribers
         self._tally = tally
         self._source_name = source_name
+        # An upload started without an additional checksum has only Content-MD5 to check
+        # its parts by, whatever the config says now.
+        self._md5 = config.content_md5 or checksum == "none"
         self.opaque_etags = False
-        """Whether storage answered a part with an ETag that is not its MD5."""
+        """Whether a part's ETag is not known to be its MD5 (storage answered another
+        value, or the part went without Content-MD5)."""
         self._signer = BatchSigner(
             lambda parts: control.sign_parts(destination, upload_id, parts,
                                              expires_in=config.url_expiry),
@@ -141,7 +145,7 @@ class PartSending:
         while True:
             self._flow.check()
             body = read()
-            md5 = md5_base64(body)
+            md5 = md5_base64(body) if self._md5 else None
             checksum = additional_checksum(self._checksum, body)
             try:
                 signed = self._signer.sign(PartToSign(number, len(body), md5, checksum))
@@ -155,12 +159,13 @@ class PartSending:
             else:
                 # Storage checked the body against the Content-MD5 the PUT carried, so an
                 # ETag that differs is not an MD5 (SSE-KMS, SSE-C): keep it, do not resend.
-                if etag and etag != md5_hex_from_base64(md5):
+                # Without Content-MD5 nothing tells what the ETag is.
+                md5_hex = md5_hex_from_base64(md5) if md5 else None
+                if md5_hex is None or (etag and etag != md5_hex):
                     self.opaque_etags = True
                 self._tally.settle(number)
                 self._subscribers.emit(ev.PartDone(number, len(body)))
-                return UploadedPart(number, etag or md5_hex_from_base64(md5), len(body),
-                                    checksum)
+                return UploadedPart(number, etag or md5_hex or "", len(body), checksum)
             del body
             self._tally.take_back(number)
             attempt += 1

@@ -97,8 +97,13 @@ _jobs_option = click.option(
 @click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Parts in flight per file (peak memory is about concurrency x part size).")
 @_jobs_option
-@click.option("--checksum", type=click.Choice(["none", "crc32", "sha1", "sha256"]),
-              default="none", show_default=True, help="S3 additional checksum per part.")
+@click.option("--checksum", type=click.Choice(["none", "crc32", "sha1", "sha256", "crc64nvme"]),
+              default="none", show_default=True,
+              help="S3 additional checksum per part (crc64nvme: also checked on the whole "
+                   "object; needs the crc extra).")
+@click.option("--no-content-md5", is_flag=True,
+              help="Check parts by --checksum alone, without Content-MD5 (less CPU): only "
+                   "for stores that verify additional checksums, such as AWS S3.")
 @click.option("--bwlimit", type=BANDWIDTH, default=None,
               help="Cap the upload rate, in bytes per second for the whole command, "
                    "e.g. 20MiB (default: no cap).")
@@ -109,8 +114,8 @@ _jobs_option = click.option(
               help="No progress bar (there is none when stderr is not a terminal either).")
 def upload(sources: tuple[str, ...], dest: str, endpoint_url: str | None, api: str | None,
            token: str | None, state_dir: str | None, part_size: int, concurrency: int,
-           jobs: int, checksum: str, bwlimit: int | None, on_upload_gone: str, as_json: bool,
-           no_progress: bool) -> None:
+           jobs: int, checksum: str, no_content_md5: bool, bwlimit: int | None,
+           on_upload_gone: str, as_json: bool, no_progress: bool) -> None:
     """Upload SOURCES (files, directories, globs, fsspec URLs) to DEST (s3://bucket/key,
     or s3://bucket/prefix/ for several files: a file keeps its name, a directory keeps its
     own name and its layout under the prefix)."""
@@ -122,6 +127,7 @@ def upload(sources: tuple[str, ...], dest: str, endpoint_url: str | None, api: s
     refuse_token_without_api(api)
     config = UploadConfig.from_options(part_size=part_size, concurrency=concurrency,
                                        checksum=checksum, bwlimit=bwlimit,
+                                       content_md5=not no_content_md5,
                                        on_upload_gone=on_upload_gone)
     target = Destination.parse(dest)
     if "-" in sources:

@@ -42,7 +42,7 @@ from streamify._resume import (
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 DEST = Destination("b", "v.mp4")
-CHECKSUMS = ("none", "crc32", "sha1", "sha256")
+CHECKSUMS = ("none", "crc32", "sha1", "sha256", "crc64nvme")
 
 
 def _bytes(seed: int, byte_range: ByteRange) -> bytes:
@@ -56,8 +56,8 @@ def _md5(seed: int, byte_range: ByteRange) -> str:
 def _checksum(algorithm: str, seed: int, byte_range: ByteRange) -> str | None:
     if algorithm == "none":
         return None
-    raw = hashlib.new(algorithm if algorithm != "crc32" else "md5", _bytes(seed, byte_range))
-    length = {"crc32": 4, "sha1": 20, "sha256": 32}[algorithm]
+    raw = hashlib.new(algorithm if algorithm.startswith("sha") else "md5", _bytes(seed, byte_range))
+    length = {"crc32": 4, "crc64nvme": 8, "sha1": 20, "sha256": 32}[algorithm]
     return base64.b64encode(raw.digest()[:length]).decode()
 
 
