@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["ChildFailed", "Run", "between", "delete_prefix", "git_revision", "load_runs",
-           "machine", "measure", "median_of", "past", "save_run", "versions"]
+           "machine", "measure", "median_of", "past", "reason", "save_run", "versions"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,13 @@ def delete_prefix(s3: Any, bucket: str, prefix: str) -> None:
         s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
 
 
+def reason(error: str) -> str:
+    """A failed run's cause in one line: how the child ended and its last line of stderr."""
+    how = error.split(": ", 1)[0].rsplit("... ", 1)[-1]
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    return f"{how}: {lines[-1]}" if len(lines) > 1 else error.strip()
+
+
 def save_run(path: Path, run: Run) -> None:
     with path.open("a") as fh:
         fh.write(json.dumps(asdict(run)) + "\n")
@@ -133,10 +140,11 @@ def git_revision() -> str:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True, check=True).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "core"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+                               capture_output=True, text=True, check=True).stdout.split("\n")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    return f"{head} (core/ with uncommitted changes)" if dirty else head
+    changed = [line[3:] for line in dirty if line.strip()]
+    return (f"{head} (uncommitted changes in {', '.join(changed)})" if changed else head)
 
 
 def machine() -> str:

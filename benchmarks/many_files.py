@@ -42,6 +42,7 @@ from _runs import (
     measure,
     median_of,
     past,
+    reason,
     save_run,
     versions,
 )
@@ -196,7 +197,7 @@ def report(runs: list[Run], header: str) -> str:
         if failed:
             lines += ["", "Failed runs (left out of the medians):", ""]
             lines += [f"- {run.contender}, round {run.round}: "
-                      f"`{' '.join(run.error[-400:].split())}`" for run in failed]
+                      f"`{reason(run.error)}`" for run in failed]
         lines.append("")
     lines += ["### Every run", "", "| set | round | contender | seconds | files/s | MiB/s "
               "| CPU-s | peak RSS MiB |", "|---|---:|---|---:|---:|---:|---:|---:|"]

@@ -49,6 +49,7 @@ from _runs import (
     measure,
     median_of,
     past,
+    reason,
     save_run,
     versions,
 )
@@ -71,6 +72,12 @@ LABELS = {
     "rclone": "`rclone copy`",
 }
 GIVE_UP_AFTER = 2  # failures of one contender at one size before it is left out
+WHEN_REFUSED = {
+    "crt": "s3transfer always has the CRT send each part as an aws-chunked body with a CRC32 "
+           "trailer; a store that does not take trailing checksums (Ceph radosgw 16.2 "
+           "answers XAmzContentSHA256Mismatch) refuses every part, so there is no CRT figure "
+           "for it.",
+}
 
 
 def ceiling(path: str, bucket: str, key: str, endpoint: str, part_size: int,
@@ -235,7 +242,9 @@ def report(runs: list[Run], header: str) -> str:
         if failed:
             lines += ["", "Failed uploads (left out of the medians):", ""]
             lines += [f"- {run.contender}, round {run.round}: "
-                      f"`{' '.join(run.error[-400:].split())}`" for run in failed]
+                      f"`{reason(run.error)}`" for run in failed]
+            lines += ["", *(WHEN_REFUSED[name] for name in dict.fromkeys(
+                run.contender for run in failed) if name in WHEN_REFUSED)]
         lines.append("")
     lines += ["### Every run", "", "| size | round | contender | seconds | MiB/s | CPU-s "
               "| peak RSS MiB |", "|---|---:|---|---:|---:|---:|---:|"]
