@@ -17,7 +17,8 @@ no bookkeeping: what the wire and the server allow), ``streamify`` (``streamify 
 direct, Content-MD5 on every part), ``streamify-api`` (the same through ``streamify
 serve`` in front of the same S3), ``boto3`` (``upload_file``), ``s3fs`` (``put_file``),
 ``obstore`` (``put``), ``crt`` (the AWS CRT S3 client through s3transfer's
-``CRTTransferManager``) and ``rclone`` (``rclone copy``).
+``CRTTransferManager``) and ``rclone`` (``rclone copy``); and ``md5``, a reference that
+uploads nothing: what reading every part and hashing it costs alone.
 
 Every object is deleted right after its upload is measured, then ``--between`` runs:
 radosgw's memstore frees deleted data only when its garbage collector runs.
@@ -60,7 +61,7 @@ __all__ = ["main"]
 GiB = 1024 * MiB
 RESULTS = Path(__file__).resolve().parent / "results"
 CONTENDERS = ("ceiling", "streamify", "streamify-api", "boto3", "s3fs", "obstore", "crt",
-              "rclone")
+              "rclone", "md5")
 LABELS = {
     "ceiling": "raw ceiling: presigned PUTs, `http.client`, no hashing",
     "streamify": "`streamify upload` direct (Content-MD5 per part)",
@@ -70,6 +71,7 @@ LABELS = {
     "obstore": "obstore `put` (no integrity header)",
     "crt": "AWS CRT client (s3transfer `CRTTransferManager`)",
     "rclone": "`rclone copy`",
+    "md5": "reference, no upload: read every part and its MD5 (`os.pread`, `hashlib`)",
 }
 GIVE_UP_AFTER = 2  # failures of one contender at one size before it is left out
 WHEN_REFUSED = {
@@ -122,9 +124,23 @@ def ceiling(path: str, bucket: str, key: str, endpoint: str, part_size: int,
                                  MultipartUpload={"Parts": parts})  # type: ignore[typeddict-item]
 
 
+def md5_parts(path: str, part_size: int) -> None:
+    """What Content-MD5 costs alone: every part read and hashed, one thread, no upload."""
+    import hashlib
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for offset in range(0, os.fstat(fd).st_size, part_size):
+            hashlib.md5(os.pread(fd, part_size, offset), usedforsecurity=False).digest()
+    finally:
+        os.close(fd)
+
+
 def child_main(args: argparse.Namespace) -> None:
     """One upload in this (child) process."""
-    if args.child == "ceiling":
+    if args.child == "md5":
+        md5_parts(args.path, args.part_size)
+    elif args.child == "ceiling":
         ceiling(args.path, args.bucket, args.key, args.endpoint, args.part_size,
                 args.concurrency)
     else:
@@ -238,6 +254,10 @@ def report(runs: list[Run], header: str) -> str:
                       f"{ratio(speed['streamify-api'], speed['streamify'])} the MiB/s, "
                       f"{ratio(cpu['streamify-api'], cpu['streamify'])} the client CPU "
                       f"(the service's own CPU is not counted)."]
+        if {"streamify", "ceiling", "md5"} <= cpu.keys():
+            beyond = cpu["streamify"] - cpu["ceiling"] - cpu["md5"]
+            lines += ["", f"Streamify direct spends {beyond:+.2f} CPU-s per GiB beyond the "
+                      f"ceiling's plus reading and hashing every part alone (the md5 row)."]
         failed = [run for run in runs if run.case == case and run.error]
         if failed:
             lines += ["", "Failed uploads (left out of the medians):", ""]
