@@ -18,7 +18,8 @@
 #
 # Settings (environment): BENCH_SIZES (1GiB,4GiB), BENCH_ROUNDS (3), BENCH_SETS
 # (1000x1MiB,50x64MiB), BENCH_ONLY (throughput contenders, default all), BENCH_STOP_AT
-# (UTC HH:MM: no upload starts after it), BENCH_LOCK (/tmp/streamify-heavy.lock).
+# (UTC HH:MM: no upload starts after it), BENCH_OUT (benchmarks/results), BENCH_LOCK
+# (/tmp/streamify-heavy.lock).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lock=${BENCH_LOCK:-/tmp/streamify-heavy.lock}
@@ -50,7 +51,8 @@ fi
 
 settings=$(env | grep '^BENCH_' | sort | tr '\n' ' ' || true)
 export BENCH_RUN_BY="${settings}bash benchmarks/run.sh"
-common=(--between "$between" --stop-at "${BENCH_STOP_AT:-}" --rounds "${BENCH_ROUNDS:-3}")
+common=(--between "$between" --stop-at "${BENCH_STOP_AT:-}" --rounds "${BENCH_ROUNDS:-3}"
+        --out "${BENCH_OUT:-benchmarks/results}")
 only=()
 if [ -n "${BENCH_ONLY:-}" ]; then only=(--only "$BENCH_ONLY"); fi
 .venv/bin/python benchmarks/throughput.py --sizes "${BENCH_SIZES:-1GiB,4GiB}" "${only[@]}" \
