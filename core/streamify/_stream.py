@@ -20,7 +20,7 @@ from ._config import UploadConfig
 from ._control import ControlPlane, UploadedPart
 from ._destination import Destination
 from ._engine import UploadResult, complete_upload
-from ._errors import StreamifyError, UploadCancelledError
+from ._errors import IntegrityError, StreamifyError, UploadCancelledError
 from ._plan import MAX_PARTS, stream_part_size
 from ._sending import Flow, PartSending, Tally, new_sender
 from ._transport import PartSender
@@ -162,7 +162,10 @@ class StreamWriter:
                                    self._size, parts, "the stream",
                                    etags_are_md5s=not self._sending.opaque_etags)
         except BaseException as exc:
-            self.abort()
+            if isinstance(exc, IntegrityError):
+                self._finish()  # assembled, so no upload is left to abort: the error says so
+            else:
+                self.abort()
             if isinstance(exc, StreamifyError):
                 self._subscribers.emit(ev.Failed(exc))
             raise

@@ -26,6 +26,7 @@ from streamify import (
     IntegrityError,
     S3ControlPlane,
     StateStore,
+    StreamWriter,
     UploadConfig,
     Uploader,
 )
@@ -122,6 +123,25 @@ def test_an_upload_without_content_md5_resumes_by_state_and_by_listing(
     assert [signed.number for signed, _ in by_listing.puts] == [3, 4, 5]
     assert all(signed.headers.get(HEADER) == _crc(body) for signed, body in by_listing.puts)
     assert _stored_crc(moto_bucket, "v.mp4")[0] == _crc(path.read_bytes())
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+def test_a_stream_without_content_md5_is_checked_by_its_crc(tmp_path: Path, moto_bucket: Bucket,
+                                                           damaged: bool) -> None:
+    data = make_file(tmp_path / "v.ts", 12 * MiB).read_bytes()
+    sender = DamagingSender() if damaged else RecordingSender()
+    writer = StreamWriter(moto_bucket.url("v.ts"), sender=sender, config=CRC_ONLY,
+                          control=S3ControlPlane(endpoint_url=moto_bucket.endpoint))
+    for start in range(0, len(data), MiB):
+        writer.write(data[start : start + MiB])
+    if damaged:
+        with pytest.raises(IntegrityError, match="CRC64NVME"):
+            writer.close()
+        return
+    assert writer.close().parts == 3
+    assert all(signed.headers.get(HEADER) == _crc(body) and "Content-MD5" not in signed.headers
+               for signed, body in sender.puts)
+    assert _stored_crc(moto_bucket, "v.ts") == (_crc(data), "FULL_OBJECT")
 
 
 def _cli(*args: str, state_dir: str) -> subprocess.CompletedProcess[str]:
