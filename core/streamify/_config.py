@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -92,6 +93,10 @@ class UploadConfig:
             raise ConfigError(
                 f"unknown checksum {self.checksum!r}: choose one of {', '.join(_CHECKSUMS)}",
                 parameter="checksum")
+        if self.checksum == "crc64nvme" and importlib.util.find_spec("awscrt") is None:
+            # Said before an upload starts, not at its first part.
+            raise ConfigError("checksum 'crc64nvme' needs the awscrt package: pip install "
+                              "'streamify[crc]'", parameter="checksum")
         if not self.content_md5 and self.checksum == "none":
             raise ConfigError(
                 "content_md5=False needs a checksum to check each part by instead: use "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -84,3 +85,11 @@ def test_without_content_md5_a_checksum_must_check_the_parts() -> None:
     config = UploadConfig(checksum="crc64nvme", content_md5=False)
     assert config.checksum == "crc64nvme" and not config.content_md5
     assert UploadConfig().content_md5  # MD5 stays the default
+
+
+def test_crc64nvme_without_awscrt_is_refused_before_any_upload(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "awscrt", None)  # as if it were not installed
+    with pytest.raises(ConfigError, match=r"pip install 'streamify\[crc\]'") as caught:
+        UploadConfig(checksum="crc64nvme")
+    assert caught.value.parameter == "checksum"
