@@ -134,7 +134,10 @@ def median_of(runs: Iterable[Run], field: str) -> float:
 
 
 def git_revision() -> str:
-    """The commit measured, and whether the core had uncommitted changes."""
+    """The commit measured, and whether the core had uncommitted changes (``run.sh`` says
+    which copy of the core its children import, in ``BENCH_CORE``)."""
+    if os.environ.get("BENCH_CORE"):
+        return os.environ["BENCH_CORE"]
     root = Path(__file__).resolve().parent.parent
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],

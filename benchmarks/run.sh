@@ -49,7 +49,18 @@ if [ -f "$rgw_dir/cluster/ceph.conf" ] && command -v radosgw-admin >/dev/null; t
     between="radosgw-admin -c $rgw_dir/cluster/ceph.conf gc process --include-all"
 fi
 
-settings=$(env | grep '^BENCH_' | sort | tr '\n' ' ' || true)
+# One version of the core for the whole run: the children import a copy taken now, so
+# edits to the work tree during the run (it takes minutes) cannot mix two versions.
+snapshot=$(mktemp -d /tmp/streamify-bench-core.XXXXXX)
+trap 'rm -rf "$snapshot"' EXIT
+cp -r core/streamify "$snapshot/"
+find "$snapshot" -name __pycache__ -prune -exec rm -rf {} +
+changed=$(git status --porcelain -- core | awk '{print $2}' | paste -sd, - || true)
+digest=$(cd "$snapshot" && find streamify -type f | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-12)
+export BENCH_CORE="$(git rev-parse --short HEAD)${changed:+ with uncommitted changes in $changed}, copied at $(date -u +%H:%M) UTC (sha256 of its files $digest)"
+export PYTHONPATH="$snapshot${PYTHONPATH:+:$PYTHONPATH}"
+
+settings=$(env | grep '^BENCH_' | grep -v '^BENCH_CORE=' | sort | tr '\n' ' ' || true)
 export BENCH_RUN_BY="${settings}bash benchmarks/run.sh"
 common=(--between "$between" --stop-at "${BENCH_STOP_AT:-}" --rounds "${BENCH_ROUNDS:-3}"
         --out "${BENCH_OUT:-benchmarks/results}")
