@@ -85,10 +85,37 @@ def test_an_expired_session_asks_to_sign_in_again_and_the_upload_then_goes_on(
     page.locator("#done-objects li[data-key='alice/late.mp4']").wait_for(timeout=60_000)
 
 
-def test_a_file_over_the_size_limit_is_refused_in_plain_words_and_nothing_is_kept(
+def test_a_file_over_the_size_limit_is_refused_before_a_byte_is_sent(
         page_service: PageService, browser: Any, tmp_path: Path) -> None:
     page = page_service.new_page(browser)
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
     sign_in(page, page_service.tokens[SIZE_LIMITED])
+    # The page learnt the limit from GET /v1/limits and says it.
+    page.wait_for_function("document.getElementById('limits').textContent.includes('20 MiB')")
+    before = page_service.proxy.counts()
+    add_file(page, make_file(tmp_path / "long.mp4", LIMIT + 4 * MiB, seed=5))
+    problem = _problem(page)
+    assert "“long.mp4” (24 MiB) is larger than this service accepts for you (20 MiB at " \
+           "most). It was not added, and nothing of it was sent." in problem, problem
+    assert page.locator(".uppy-Dashboard-Item").count() == 0
+    assert not [url for url in asked if "/s3/" in url], asked
+    assert (page_service.proxy.counts() - before).bytes_up == 0
+    assert_fits(page)
+    # A file right at the limit is accepted.
+    add_file(page, make_file(tmp_path / "fits.mp4", LIMIT, seed=7))
+    page.locator(".uppy-Dashboard-Item").first.wait_for(timeout=10_000)
+    assert page.locator(".uppy-Dashboard-Item").count() == 1
+
+
+def test_the_service_refuses_a_file_over_the_size_limit_that_a_page_let_through(
+        page_service: PageService, browser: Any, tmp_path: Path) -> None:
+    """A page that does not check (an old one, or another client) meets the service's own
+    check: the parts it sent are deleted, and the page says so in plain words."""
+    page = page_service.new_page(browser)
+    sign_in(page, page_service.tokens[SIZE_LIMITED])
+    page.wait_for_function("window.streamifyPage.uppy.opts.restrictions.maxFileSize")
+    page.evaluate("window.streamifyPage.uppy.setOptions({restrictions: {maxFileSize: null}})")
     add_file(page, make_file(tmp_path / "long.mp4", LIMIT + 4 * MiB, seed=5))
     press_upload(page)
     problem = _problem(page)

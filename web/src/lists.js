@@ -1,10 +1,9 @@
-// The two lists under the Dashboard: the caller's unfinished uploads, as the service
-// reports them (any browser or program may have started them), and the objects this
-// browser completed, each checked with the service before it is shown.
+// The two lists under the Dashboard, both as the service reports them (any browser or
+// program of the same principal may have started the uploads): the caller's unfinished
+// uploads, and its most recently completed objects.
 
-import { ServiceError, abortUpload, objectInfo, openUploads, partsOf } from './service.js'
+import { ServiceError, abortUpload, completedObjects, openUploads, partsOf } from './service.js'
 
-const COMPLETED = 'streamify.completed'
 const KEEP = 20
 
 export function formatBytes(bytes) {
@@ -75,34 +74,14 @@ export async function renderOpenUploads(list, empty, onAbort) {
   empty.hidden = list.children.length > 0
 }
 
-function completedKeys() {
-  try {
-    const keys = JSON.parse(window.localStorage.getItem(COMPLETED) || '[]')
-    return Array.isArray(keys) ? keys.filter((key) => typeof key === 'string') : []
-  } catch {
-    return []
-  }
-}
-
-export function rememberCompleted(key) {
-  const keys = [key, ...completedKeys().filter((old) => old !== key)].slice(0, KEEP)
-  window.localStorage.setItem(COMPLETED, JSON.stringify(keys))
-}
-
+// The newest of the caller's completed objects, from the service: whichever browser or
+// program uploaded them.
 export async function renderCompleted(list, empty) {
-  const keys = completedKeys()
-  const found = await Promise.all(keys.map(async (key) => {
-    try {
-      return await objectInfo(key)
-    } catch (error) {
-      // Deleted since, or another principal's object on a shared browser: not shown.
-      if (error instanceof ServiceError && [403, 404].includes(error.status)) return null
-      throw error
-    }
-  }))
-  list.replaceChildren(...found.filter(Boolean).map((info) => {
+  const { objects } = await completedObjects(KEEP)
+  list.replaceChildren(...objects.map((info) => {
+    const when = new Date(info.last_modified * 1000).toLocaleString()
     const item = row([text('span', 'key', info.key),
-      text('span', 'held', formatBytes(info.size))])
+      text('span', 'held', `${formatBytes(info.size)}, completed ${when}`)])
     item.dataset.key = info.key
     return item
   }))

@@ -1,8 +1,9 @@
 // The upload page the Streamify API service serves at / (and /ui/): sign in with an API
 // key, then an Uppy Dashboard sending files in parts straight to storage through the
 // service's Companion routes, with Golden Retriever so a reload or a closed tab resumes
-// from the parts storage already holds. Below it: the caller's unfinished uploads (with
-// what storage holds of each, and an abort button) and the objects completed here.
+// from the parts storage already holds; files over the caller's size limit are refused
+// before anything is sent. Below it: the caller's unfinished uploads (with what storage
+// holds of each, and an abort button) and its most recently completed objects.
 
 import AwsS3 from '@uppy/aws-s3'
 import Uppy from '@uppy/core'
@@ -12,9 +13,10 @@ import '@uppy/core/css/style.min.css'
 import '@uppy/dashboard/css/style.min.css'
 import './page.css'
 
-import { renderCompleted, renderOpenUploads, rememberCompleted } from './lists.js'
+import { formatBytes, renderCompleted, renderOpenUploads } from './lists.js'
 import {
-  ServiceError, openUploads, plainWords, signIn, signInOnce, signOut, watchCompanionAnswers,
+  ServiceError, limitsOf, openUploads, plainWords, signIn, signInOnce, signOut,
+  watchCompanionAnswers,
 } from './service.js'
 
 const MiB = 1024 * 1024
@@ -97,9 +99,17 @@ function startUppy() {
     lastRefusal = null
     refresh()
   })
-  uppy.on('upload-success', (file, response) => {
-    rememberCompleted(response.body.key)
-    refresh()
+  uppy.on('upload-success', () => refresh())
+  // A file over the caller's limit is refused as it is added, before a byte is sent.
+  uppy.on('restriction-failed', (file, error) => {
+    const limit = uppy.opts.restrictions.maxFileSize
+    if (file && limit && file.size > limit) {
+      showProblem(`“${file.name}” (${formatBytes(file.size)}) is larger than this service ` +
+        `accepts for you (${formatBytes(limit)} at most). It was not added, and nothing ` +
+        'of it was sent.')
+    } else {
+      showProblem(error.message)
+    }
   })
   uppy.on('upload', () => showProblem(''))
   // The list says how much storage holds: draw it again as parts arrive.
@@ -113,7 +123,16 @@ function startUppy() {
   window.streamifyPage.uppy = uppy
 }
 
-function showApp() {
+// What the service allows this principal: the Dashboard refuses larger files itself.
+async function applyLimits() {
+  const limits = await limitsOf()
+  uppy.setOptions({ restrictions: { maxFileSize: limits.max_object_size } })
+  byId('limits').textContent = `You may upload files of up to ` +
+    `${formatBytes(limits.max_object_size)} each, and have up to ` +
+    `${limits.max_open_uploads} unfinished uploads at a time.`
+}
+
+async function showApp() {
   document.body.dataset.state = 'signed-in'
   byId('sign-in').hidden = true
   byId('sign-out').hidden = false
@@ -121,6 +140,11 @@ function showApp() {
   showProblem('')
   if (!uppy) startUppy()
   refresh()
+  try {
+    await applyLimits()
+  } catch (error) {
+    failed(error)
+  }
 }
 
 async function onSignIn(event) {
@@ -129,7 +153,7 @@ async function onSignIn(event) {
   try {
     await signIn(input.value.trim())
     input.value = ''
-    showApp()
+    await showApp()
   } catch (error) {
     if (error instanceof ServiceError && error.status === 401) {
       showProblem('That API key was not accepted. Check it (it starts with the ' +
@@ -156,7 +180,7 @@ async function onSignOut() {
 function forgetThisBrowser() {
   if (uppy) uppy.pauseAll()
   for (const key of Object.keys(window.localStorage)) {
-    if (key.startsWith('uppyState:') || key === 'streamify.completed') {
+    if (key.startsWith('uppyState:')) {
       window.localStorage.removeItem(key)
     }
   }
@@ -197,7 +221,7 @@ async function start() {
   }
   try {
     await openUploads()
-    showApp()
+    await showApp()
   } catch (error) {
     if (error instanceof ServiceError && error.status === 401) showSignIn()
     else failed(error)

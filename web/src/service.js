@@ -42,7 +42,8 @@ export const partsOf = (upload) => call('GET',
   `/v1/uploads/${encodeURIComponent(upload.upload_id)}/parts?key=${encodeURIComponent(upload.key)}`)
 export const abortUpload = (upload) => call('DELETE',
   `/v1/uploads/${encodeURIComponent(upload.upload_id)}?key=${encodeURIComponent(upload.key)}`)
-export const objectInfo = (key) => call('GET', `/v1/objects?key=${encodeURIComponent(key)}`)
+export const completedObjects = (limit) => call('GET', `/v1/objects?limit=${limit}`)
+export const limitsOf = () => call('GET', '/v1/limits')
 
 // Uppy's Companion client keeps only the status text of a failed answer; the page wants
 // the service's explanation, so it notes the last failed answer from /s3/ routes.
