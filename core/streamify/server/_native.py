@@ -21,7 +21,7 @@ _PROBLEMS: dict[int | str, dict[str, object]] = {
     status: {"model": Problem, "content": {"application/problem+json": {}},
              "description": description}
     for status, description in [
-        (400, "Invalid key, size, part or bucket"), (401, "No or wrong credentials"),
+        (400, "Invalid key, size, part, bucket or cursor"), (401, "No or wrong credentials"),
         (403, "Key outside the caller's prefix, or a cross-origin cookie request"),
         (404, "No such upload"), (408, "Request body too slow"),
         (409, "Too many open uploads"), (413, "Request body too large"),
