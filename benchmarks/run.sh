@@ -59,11 +59,15 @@ changed=$(git status --porcelain -- core | awk '{print $2}' | paste -sd, - || tr
 digest=$(cd "$snapshot" && find streamify -type f | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-12)
 export BENCH_CORE="$(git rev-parse --short HEAD)${changed:+ with uncommitted changes in $changed}, copied at $(date -u +%H:%M) UTC (sha256 of its files $digest)"
 export PYTHONPATH="$snapshot${PYTHONPATH:+:$PYTHONPATH}"
+out=${BENCH_OUT:-benchmarks/results}
+mkdir -p "$out"
+# What was measured, exactly: the commit plus these uncommitted changes (empty: none).
+git diff HEAD -- core >"$out/core-uncommitted.diff"
 
 settings=$(env | grep '^BENCH_' | grep -v '^BENCH_CORE=' | sort | tr '\n' ' ' || true)
 export BENCH_RUN_BY="${settings}bash benchmarks/run.sh"
 common=(--between "$between" --stop-at "${BENCH_STOP_AT:-}" --rounds "${BENCH_ROUNDS:-3}"
-        --out "${BENCH_OUT:-benchmarks/results}")
+        --out "$out")
 only=()
 if [ -n "${BENCH_ONLY:-}" ]; then only=(--only "$BENCH_ONLY"); fi
 .venv/bin/python benchmarks/throughput.py --sizes "${BENCH_SIZES:-1GiB,4GiB}" "${only[@]}" \
