@@ -4,7 +4,8 @@ The one proxy of the tests and the benchmarks (``benchmarks/resume.py`` imports 
 Every byte is forwarded unchanged, so request signatures stay valid as long as the client
 was pointed at the proxy's address (the Host header the server checks is the proxy's, as
 the signature expects). Just enough of each request is parsed on the way up (request line,
-Content-Length) to tell part bodies (``PUT ...?partNumber=N&uploadId=U``) from the rest.
+Content-Length) to tell data bodies (parts, ``PUT ...?partNumber=N&uploadId=U``, and whole
+objects, ``PUT /bucket/key``) from the rest.
 
 Counts are taken after a chunk was handed to the server's socket, never before, so they
 say to the byte what had left the client at a crash. The controls:
@@ -56,7 +57,8 @@ Match = Callable[[str, str], bool]
 
 
 def part_puts(method: str, target: str) -> bool:
-    """Part uploads: ``PUT ...?partNumber=N&uploadId=U``."""
+    """Data uploads: parts (``PUT ...?partNumber=N&uploadId=U``) and whole objects (``PUT
+    /bucket/key``, a file that fits in one part)."""
     return _part_key(f"{method} {target} HTTP/1.1".encode("latin-1")) is not None
 
 
@@ -90,9 +92,9 @@ class Counts:
     bytes_up: int
     """Every byte forwarded to the server: request lines, headers and bodies."""
     part_bytes: int
-    """Body bytes of part uploads (``UploadPart``), whatever the upload id."""
+    """Body bytes of data uploads (``UploadPart``, and ``PutObject``), whatever the upload."""
     parts: dict[tuple[str, int], int] = field(default_factory=dict)
-    """Body bytes per (upload id, part number)."""
+    """Body bytes per (upload id, part number); a whole object's PUT is ``("put:<path>", 1)``."""
     connections: int = 0
     """Client connections accepted."""
     part_connections: int = 0
@@ -129,6 +131,8 @@ class WireProxy:
         self._rules: list[_Rule] = []
         self.faults: Counter[str] = Counter()
         """Faults injected so far, by kind."""
+        self.requests: list[tuple[str, str]] = []
+        """Every request seen, as ``(method, target)``, in order of arrival."""
         self._closed = threading.Event()
         self._sockets: set[socket.socket] = set()
         self._clock = 0.0  # the earliest time the next throttled chunk may leave
@@ -318,6 +322,8 @@ class WireProxy:
                 elif name == "transfer-encoding" and "chunked" in value.lower():
                     chunked = True
             method, target, _ = request_line.decode("latin-1").split(" ", 2)
+            with self._cond:
+                self.requests.append((method, target))
             rule = None if chunked else self._take(method, target)
             if rule is not None and rule.kind == "reset":
                 return
@@ -425,11 +431,19 @@ def _truncated(data: bytes, upstream: socket.socket) -> bytes:
 
 
 def _part_key(request_line: bytes) -> tuple[str, int] | None:
+    """``(upload id, part number)`` of a data upload: a part, or a whole object's ``PUT``
+    (``PutObject``, as one part of ``put:<path>``); ``None`` for any other request."""
     method, target, _ = request_line.decode("latin-1").split(" ", 2)
-    query = urllib.parse.parse_qs(urllib.parse.urlsplit(target).query)
-    if method != "PUT" or "partNumber" not in query or "uploadId" not in query:
+    if method != "PUT":
         return None
-    return query["uploadId"][0], int(query["partNumber"][0])
+    split = urllib.parse.urlsplit(target)
+    query = urllib.parse.parse_qs(split.query, keep_blank_values=True)
+    if "partNumber" in query and "uploadId" in query:
+        return query["uploadId"][0], int(query["partNumber"][0])
+    is_object = "/" in split.path.strip("/")  # /bucket/key, not /bucket
+    if is_object and all(name.lower().startswith("x-amz-") or name == "x-id" for name in query):
+        return f"put:{split.path}", 1
+    return None
 
 
 def _close(sock: socket.socket) -> None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ._destination import Destination
 
 __all__ = [
     "ControlPlane",
     "ObjectInfo",
+    "ObjectSigner",
     "OpenUpload",
     "PartToSign",
     "SignedPart",
@@ -128,4 +129,19 @@ class ControlPlane(Protocol):
 
     def close(self) -> None:
         """Release its connections. Whoever made the control plane closes it."""
+        ...
+
+
+@runtime_checkable
+class ObjectSigner(Protocol):
+    """A control plane that can also presign one whole-object PUT (``PutObject``).
+
+    A file that fits in one part is sent that way: one request instead of a multipart
+    upload's create, part and complete, and nothing to resume (a rerun sends at most one
+    part again). Control planes without it upload such a file as a one-part multipart
+    upload."""
+
+    def sign_object(self, destination: Destination, part: PartToSign, *, content_type: str,
+                    metadata: Mapping[str, str], expires_in: int) -> SignedPart:
+        """Presign a PUT of the whole object (``part.number`` is 1), headers included."""
         ...

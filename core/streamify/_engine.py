@@ -14,21 +14,29 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Literal
+from typing import Literal, cast
 
 from . import _events as ev
 from ._checksum import additional_checksum, checksum_algorithm, composite_etag, full_object_checksum
 from ._config import UploadConfig
-from ._control import ControlPlane, ObjectInfo, UploadedPart
+from ._control import (
+    ControlPlane,
+    ObjectInfo,
+    ObjectSigner,
+    PartToSign,
+    SignedPart,
+    UploadedPart,
+)
 from ._destination import Destination
 from ._errors import (
     IntegrityError,
     SourceChangedError,
     StreamifyError,
+    TransferError,
     UploadCancelledError,
     UploadGoneError,
 )
@@ -152,6 +160,8 @@ class Uploader:
             raise decision.error
         if isinstance(decision, AlreadyComplete):
             return self._already_complete(decision, started)
+        if isinstance(decision, Create) and self._one_put(fingerprint.size):
+            return self._put_whole(decision, facts, started)
         if isinstance(decision, Create):
             upload_id = self._create(decision, fingerprint)
             resume = Resume(upload_id=upload_id, plan=decision.plan, checksum=decision.checksum,
@@ -160,6 +170,62 @@ class Uploader:
             return self._send(resume, "", decision.replaces is not None, fingerprint, started)
         self._prepare_resume(decision, fingerprint)
         return self._send(decision, decision.found_by, False, fingerprint, started)
+
+    def _one_put(self, size: int) -> bool:
+        """Whether a source of ``size`` goes as one ``PutObject`` (it fits in one part)."""
+        return size <= self.config.part_size and isinstance(self.control, ObjectSigner)
+
+    def _put_whole(self, decision: Create, facts: ResumeFacts, started: float) -> UploadResult:
+        """Send a source that fits in one part as one PUT: no multipart upload to create,
+        complete or resume (a rerun sends it again, at most one part size)."""
+        size, emit = facts.fingerprint.size, self._subscribers.emit
+        plan, signer = decision.plan, cast(ObjectSigner, self.control)
+        emit(ev.Started(self.destination, "", size, plan.count, plan.part_size))
+        emit(ev.Progress(0, size))
+        body = self.source.read(0, size)
+        if self.source.fingerprint() != facts.fingerprint:
+            raise SourceChangedError(
+                f"{self.source.name} changed while it was being read; nothing was sent to "
+                f"{self.destination}: rerun once the file is complete")
+
+        def sign(parts: Sequence[PartToSign]) -> list[SignedPart]:
+            return [signer.sign_object(self.destination, part,
+                                       content_type=self.config.content_type,
+                                       metadata=self.metadata,
+                                       expires_in=self.config.url_expiry) for part in parts]
+
+        tally = Tally(self._subscribers, done=0, total=size)
+        sending = PartSending(
+            control=self.control, destination=self.destination, upload_id="",
+            sender=self._sender, config=self.config, checksum=decision.checksum,
+            flow=self._flow, subscribers=self._subscribers, tally=tally,
+            source_name=self.source.name, sign=sign)
+        try:
+            part = sending.send(1, lambda: body)
+        except Stopped as stop:
+            if self._flow.cancelled:
+                self._cancelled(None)
+            if str(stop) == "deadline":
+                raise TransferError(f"upload of {self.source.name} to {self.destination} "
+                                    "stopped at its deadline; rerun to send it") from None
+            emit(ev.Paused(0, size))
+            return self._result("paused", "", plan, 0, 0, started)
+        etag = part.etag
+        if not etag:  # a store that answered no ETag: read it back, and the size with it
+            info = self.control.head(self.destination)
+            if info is None or info.size != size:
+                raise IntegrityError(
+                    f"{self.destination} was written from {self.source.name} but reads back "
+                    f"as {'missing' if info is None else f'{info.size} bytes'}, not {size} "
+                    "bytes: upload it again")
+            etag = info.etag
+        if facts.state is not None:
+            self.state.remove(self.control.endpoint, self.destination)
+        if decision.replaces is not None:
+            emit(ev.Restarted(decision.replaces, "the upload was aborted or expired"))
+        emit(ev.Completed(self.destination, size, etag))
+        return self._result("completed", "", plan, tally.sent, 0, started, etag=etag,
+                            restarted=decision.replaces is not None)
 
     def _send(self, decision: Resume, found_by: str, restarted: bool,
               fingerprint: Fingerprint, started: float) -> UploadResult:
@@ -224,6 +290,11 @@ class Uploader:
                 return replace(facts, upload_id=facts.state.upload_id,
                                existing=self.control.head(self.destination))
             return replace(facts, upload_id=facts.state.upload_id, listed=listed)
+        if self._one_put(fingerprint.size):
+            # Sent as one PUT, such a source never has a multipart upload of its own to
+            # resume (one left by another kind of run is `streamify gc`'s to clear).
+            return (facts if self.config.if_exists == "overwrite"
+                    else replace(facts, existing=self.control.head(self.destination)))
         for upload in reversed(self.control.list_uploads(self.destination)):
             if upload.destination.key != self.destination.key:
                 continue

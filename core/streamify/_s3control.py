@@ -176,6 +176,29 @@ class S3ControlPlane:
                 signed.append(SignedPart(part.number, url, headers, expires_in))
         return signed
 
+    def sign_object(self, destination: Destination, part: PartToSign, *, content_type: str,
+                    metadata: Mapping[str, str], expires_in: int) -> SignedPart:
+        params: dict[str, Any] = {"Bucket": destination.bucket, "Key": destination.key,
+                                  "ContentType": content_type}
+        # Every header below is signed into the URL: the PUT must carry each one unchanged.
+        headers: dict[str, str] = {"Content-Type": content_type}
+        if metadata:
+            params["Metadata"] = dict(metadata)
+            headers.update({f"x-amz-meta-{name}": value for name, value in metadata.items()})
+        if part.size is not None:
+            params["ContentLength"] = part.size
+        if part.md5:
+            params["ContentMD5"] = part.md5
+            headers["Content-MD5"] = part.md5
+        if part.checksum:
+            algorithm = checksum_algorithm(part.checksum)
+            params[_CHECKSUM_PARAM[algorithm]] = part.checksum
+            headers[f"x-amz-checksum-{algorithm}"] = part.checksum
+        with self._errors("signing the upload of", destination):
+            url = self.client.generate_presigned_url("put_object", Params=params,
+                                                     ExpiresIn=expires_in)
+        return SignedPart(part.number, url, headers, expires_in)
+
     def list_parts(self, destination: Destination, upload_id: str) -> list[UploadedPart]:
         parts: list[UploadedPart] = []
         marker = 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 
 import urllib3.exceptions
@@ -20,9 +20,9 @@ import urllib3.exceptions
 from . import _events as ev
 from ._checksum import additional_checksum, md5_base64, md5_hex_from_base64
 from ._config import UploadConfig
-from ._control import ControlPlane, PartToSign, UploadedPart
+from ._control import ControlPlane, PartToSign, SignedPart, UploadedPart
 from ._destination import Destination
-from ._errors import AccessDeniedError, TransferError, UploadGoneError
+from ._errors import AccessDeniedError, DestinationError, TransferError, UploadGoneError
 from ._plan import Part
 from ._retry import Action, PartRejected, backoff_delay, classify_status
 from ._signing import BatchSigner
@@ -117,7 +117,10 @@ class PartSending:
 
     def __init__(self, *, control: ControlPlane, destination: Destination, upload_id: str,
                  sender: PartSender, config: UploadConfig, checksum: str, flow: Flow,
-                 subscribers: ev.Subscribers, tally: Tally, source_name: str) -> None:
+                 subscribers: ev.Subscribers, tally: Tally, source_name: str,
+                 sign: Callable[[Sequence[PartToSign]], list[SignedPart]] | None = None,
+                 ) -> None:
+        """``sign`` replaces the part signing of ``upload_id`` (a whole-object PUT)."""
         self.destination = destination
         self._sender = sender
         self._config = config
@@ -133,9 +136,9 @@ class PartSending:
         """Whether a part's ETag is not known to be its MD5 (storage answered another
         value, or the part went without Content-MD5)."""
         self._signer = BatchSigner(
-            lambda parts: control.sign_parts(destination, upload_id, parts,
-                                             expires_in=config.url_expiry),
-            linger=control.sign_linger, max_batch=config.concurrency)
+            sign or (lambda parts: control.sign_parts(destination, upload_id, parts,
+                                                      expires_in=config.url_expiry)),
+            linger=control.sign_linger if sign is None else 0.0, max_batch=config.concurrency)
 
     def send(self, number: int, read: Callable[[], bytes]) -> UploadedPart:
         """Send part ``number`` whose body ``read()`` returns (called again on each retry)."""
@@ -153,9 +156,10 @@ class PartSending:
                 etag = self._sender.put(signed, body, on_progress)
             except PartRejected as exc:
                 action = classify_status(exc.status, exc.code)
-                reason, retry_after = str(exc), exc.retry_after
+                reason, retry_after, code = str(exc), exc.retry_after, exc.code
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 action, reason, retry_after = Action.RETRY, f"{type(exc).__name__}: {exc}", None
+                code = ""
             else:
                 # Storage checked the body against the Content-MD5 the PUT carried, so an
                 # ETag that differs is not an MD5 (SSE-KMS, SSE-C): keep it, do not resend.
@@ -172,6 +176,10 @@ class PartSending:
             if action is Action.UPLOAD_GONE:
                 raise UploadGoneError(f"{where}: the multipart upload no longer exists "
                                       "(aborted or expired); rerun to start again")
+            if action is Action.FATAL and code == "NoSuchBucket":
+                raise DestinationError(
+                    f"{where}: bucket {self.destination.bucket!r} does not exist; create it "
+                    "or check the name and --endpoint-url")
             if action is Action.FATAL:
                 raise TransferError(f"{where}: storage refused it: {reason}")
             if action is Action.RESIGN:

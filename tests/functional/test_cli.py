@@ -302,12 +302,15 @@ def test_several_files_upload_at_once(tmp_path: Path, moto_bucket: Bucket,
                                       state_dir: str) -> None:
     folder = tmp_path / "clips"
     folder.mkdir()
-    paths = [make_file(folder / f"c{n}.mov", 2 * MiB, seed=n) for n in range(3)]
+    # Two 5 MiB parts each, so each file is a multipart upload that stays open meanwhile
+    # (a file that fits in one part goes as one PUT).
+    paths = [make_file(folder / f"c{n}.mov", 6 * MiB, seed=n) for n in range(3)]
     env = {**os.environ, "STREAMIFY_STATE_DIR": state_dir}
-    # 6 MiB at 1 MiB/s for the whole command: about six seconds, however it is shared.
+    # 18 MiB at 3 MiB/s for the whole command: about six seconds, however it is shared.
     child = subprocess.Popen(
         [sys.executable, "-m", "streamify", "upload", str(folder), moto_bucket.url("in/"),
-         "--endpoint-url", moto_bucket.endpoint, "--jobs", "3", "--bwlimit", "1MiB"],
+         "--endpoint-url", moto_bucket.endpoint, "--jobs", "3", "--bwlimit", "3MiB",
+         "--part-size", "5MiB"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     most_open = 0
     while child.poll() is None:

@@ -186,7 +186,8 @@ def test_a_part_that_cannot_be_sent_fails_the_stream_and_aborts(moto_bucket: Buc
     writer = _writer(moto_bucket, "dead.ts",
                      config=CONFIG.replace(backoff_base=0.001, max_attempts=2),
                      sender=DeadLink(pool_size=1))
-    with pytest.raises(streamify.TransferError, match="part 1 of the stream"):
+    # Every part fails; which one is reported first depends on the workers' timing.
+    with pytest.raises(streamify.TransferError, match=r"part \d+ of the stream"):
         streamify._stream.write_stream(writer, _chunks(30 * MiB))
     assert moto_bucket.open_uploads() == []
 
