@@ -53,7 +53,7 @@ from ._resume import (
     decide,
 )
 from ._sending import Flow, PartSending, Stopped, Tally, new_sender, send_all
-from ._source import Fingerprint, Source, open_source
+from ._source import Fingerprint, LocalFileSource, Source, open_source
 from ._state import ResumeState, StateStore
 from ._transport import PartSender
 
@@ -140,8 +140,10 @@ class Uploader:
             raise
 
     def _run(self, started: float) -> UploadResult:
-        self.state.ensure_writable()
         fingerprint = self.source.fingerprint()
+        if not self._one_put(fingerprint.size):
+            # An upload that can outlive this process needs its state; one PUT does not.
+            self.state.ensure_writable()
         facts = self._gather(fingerprint)
         open_id = facts.upload_id if facts.listed is not None else None
         if self._flow.cancelled:
@@ -175,6 +177,13 @@ class Uploader:
         """Whether a source of ``size`` goes as one ``PutObject`` (it fits in one part)."""
         return size <= self.config.part_size and isinstance(self.control, ObjectSigner)
 
+    def _changed_since(self, fingerprint: Fingerprint) -> bool:
+        """Whether the source changed since ``fingerprint``: a local file by its size and
+        mtime (no read), another source by a new fingerprint."""
+        if isinstance(self.source, LocalFileSource):
+            return self.source.stat() != (fingerprint.size, fingerprint.version)
+        return self.source.fingerprint() != fingerprint
+
     def _put_whole(self, decision: Create, facts: ResumeFacts, started: float) -> UploadResult:
         """Send a source that fits in one part as one PUT: no multipart upload to create,
         complete or resume (a rerun sends it again, at most one part size)."""
@@ -183,7 +192,7 @@ class Uploader:
         emit(ev.Started(self.destination, "", size, plan.count, plan.part_size))
         emit(ev.Progress(0, size))
         body = self.source.read(0, size)
-        if self.source.fingerprint() != facts.fingerprint:
+        if self._changed_since(facts.fingerprint):
             raise SourceChangedError(
                 f"{self.source.name} changed while it was being read; nothing was sent to "
                 f"{self.destination}: rerun once the file is complete")

@@ -107,9 +107,13 @@ class LocalFileSource:
         return data
 
     def fingerprint(self) -> Fingerprint:
+        size, version = self.stat()
+        return Fingerprint(size=size, version=version, edges_sha256=_edges_hash(self))
+
+    def stat(self) -> tuple[int, str]:
+        """The size and version of the fingerprint, without reading a byte."""
         info = os.fstat(self._fd)
-        return Fingerprint(size=info.st_size, version=str(info.st_mtime_ns),
-                           edges_sha256=_edges_hash(self))
+        return info.st_size, str(info.st_mtime_ns)
 
     def close(self) -> None:
         os.close(self._fd)

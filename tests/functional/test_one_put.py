@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 import streamify
-from streamify import S3ControlPlane, StateStore, UploadConfig, Uploader
+from streamify import (
+    LocalFileSource,
+    S3ControlPlane,
+    SourceChangedError,
+    StateStore,
+    UploadConfig,
+    Uploader,
+)
 
 from tests.conftest import Bucket
 from tests.helpers import make_file
@@ -98,3 +105,35 @@ def test_an_empty_file_is_one_put(tmp_path: Path, moto_bucket: Bucket, proxy: Wi
     assert [m for m, _ in proxy.requests] == ["HEAD", "PUT"]
     assert result.status == "completed" and result.size == 0
     assert moto_bucket.read(f"one/{path.name}") == b""
+
+
+def test_a_one_put_upload_writes_nothing_to_the_state_directory(
+        tmp_path: Path, moto_bucket: Bucket, proxy: WireProxy) -> None:
+    state = tmp_path / "state"  # not there yet: checking that it is writable makes it
+    small = make_file(tmp_path / "small.mp4", MiB)
+    with _uploader(small, moto_bucket, proxy, str(state)) as uploader:
+        assert uploader.run().status == "completed"
+    assert not state.exists()  # no probe, no state: nothing to resume
+    big = make_file(tmp_path / "big.mp4", 6 * MiB)  # a multipart upload: it needs its state
+    with _uploader(big, moto_bucket, proxy, str(state)) as uploader:
+        assert uploader.run().parts == 2
+    assert state.is_dir()
+
+
+def test_a_file_changed_while_it_is_read_is_not_sent(tmp_path: Path, moto_bucket: Bucket,
+                                                     proxy: WireProxy, state_dir: str) -> None:
+    path = make_file(tmp_path / "growing.mp4", 2 * MiB)
+
+    class Growing(LocalFileSource):
+        def read(self, offset: int, size: int) -> bytes:
+            data = super().read(offset, size)
+            with path.open("ab") as more:  # a recorder still writing
+                more.write(b"more")
+            return data
+
+    with Uploader(Growing(path), moto_bucket.url("one/growing.mp4"),
+                  control=S3ControlPlane(endpoint_url=proxy.url), config=CONFIG,
+                  state=StateStore(state_dir)) as uploader, \
+            pytest.raises(SourceChangedError, match="nothing was sent"):
+        uploader.run()
+    assert [m for m, _ in proxy.requests] == ["HEAD"]
