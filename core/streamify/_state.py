@@ -122,7 +122,9 @@ class StateStore:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise StateStoreError(f"cannot read resume state {path}: {exc}") from exc
+            raise StateStoreError(
+                f"cannot read resume state {path}: {exc}; set {STATE_ENV} or --state-dir "
+                "to a readable directory") from exc
         try:
             return ResumeState.from_json(json.loads(raw))
         except (ValueError, KeyError, TypeError):
