@@ -160,17 +160,7 @@ class S3ControlPlane:
                     "UploadId": upload_id, "PartNumber": part.number,
                 }
                 headers: dict[str, str] = {}
-                if part.size is not None:
-                    # Signed in, so storage refuses a body of any other size.
-                    params["ContentLength"] = part.size
-                if part.md5:
-                    params["ContentMD5"] = part.md5
-                    headers["Content-MD5"] = part.md5
-                if part.checksum:
-                    algorithm = checksum_algorithm(part.checksum)
-                    params[_CHECKSUM_PARAM[algorithm]] = part.checksum
-                    # botocore signs it as a header: the PUT must carry it unchanged.
-                    headers[f"x-amz-checksum-{algorithm}"] = part.checksum
+                _sign_body(part, params, headers)
                 url = self.client.generate_presigned_url(
                     "upload_part", Params=params, ExpiresIn=expires_in)
                 signed.append(SignedPart(part.number, url, headers, expires_in))
@@ -185,15 +175,7 @@ class S3ControlPlane:
         if metadata:
             params["Metadata"] = dict(metadata)
             headers.update({f"x-amz-meta-{name}": value for name, value in metadata.items()})
-        if part.size is not None:
-            params["ContentLength"] = part.size
-        if part.md5:
-            params["ContentMD5"] = part.md5
-            headers["Content-MD5"] = part.md5
-        if part.checksum:
-            algorithm = checksum_algorithm(part.checksum)
-            params[_CHECKSUM_PARAM[algorithm]] = part.checksum
-            headers[f"x-amz-checksum-{algorithm}"] = part.checksum
+        _sign_body(part, params, headers)
         with self._errors("signing the upload of", destination):
             url = self.client.generate_presigned_url("put_object", Params=params,
                                                      ExpiresIn=expires_in)
@@ -286,3 +268,20 @@ class S3ControlPlane:
                 raise
         return ObjectInfo(size=int(head["ContentLength"]), etag=normalize_etag(head["ETag"]),
                           checksum=head.get("ChecksumCRC64NVME") if with_checksum else None)
+
+
+def _sign_body(part: PartToSign, params: dict[str, Any], headers: dict[str, str]) -> None:
+    """Sign the body's size, Content-MD5 and additional checksum into a PUT's URL.
+
+    The size is signed so that storage refuses a body of any other size; botocore signs
+    the other two as headers, so the PUT must carry them unchanged (added to ``headers``).
+    """
+    if part.size is not None:
+        params["ContentLength"] = part.size
+    if part.md5:
+        params["ContentMD5"] = part.md5
+        headers["Content-MD5"] = part.md5
+    if part.checksum:
+        algorithm = checksum_algorithm(part.checksum)
+        params[_CHECKSUM_PARAM[algorithm]] = part.checksum
+        headers[f"x-amz-checksum-{algorithm}"] = part.checksum
