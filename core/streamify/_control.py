@@ -7,7 +7,7 @@ The bytes never go through a control plane: it only hands out presigned part URL
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -15,7 +15,9 @@ from ._destination import Destination
 
 __all__ = [
     "ControlPlane",
+    "ListedObject",
     "ObjectInfo",
+    "ObjectLister",
     "ObjectSigner",
     "OpenUpload",
     "PartToSign",
@@ -73,6 +75,17 @@ class ObjectInfo:
     etag: str
     checksum: str | None = None
     """The object's full-object CRC64NVME (base64), where the store reports one."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListedObject:
+    """A completed object, as a listing of its prefix shows it."""
+
+    destination: Destination
+    size: int
+    etag: str
+    last_modified: float
+    """Seconds since the epoch."""
 
 
 class ControlPlane(Protocol):
@@ -144,4 +157,18 @@ class ObjectSigner(Protocol):
     def sign_object(self, destination: Destination, part: PartToSign, *, content_type: str,
                     metadata: Mapping[str, str], expires_in: int) -> SignedPart:
         """Presign a PUT of the whole object (``part.number`` is 1), headers included."""
+        ...
+
+
+@runtime_checkable
+class ObjectLister(Protocol):
+    """A control plane that can also list the completed objects under a prefix.
+
+    A command that uploads many files under one prefix lists it once instead of asking
+    for each file whether it is already there (``PrefixSnapshot``)."""
+
+    def list_objects(self, prefix: Destination, *, page_size: int = 1000
+                     ) -> Iterator[ListedObject]:
+        """Every completed object whose key starts with ``prefix.key``, a page of
+        ``page_size`` per request to the store."""
         ...

@@ -53,6 +53,7 @@ from ._resume import (
     decide,
 )
 from ._sending import Flow, PartSending, Stopped, Tally, new_sender, send_all
+from ._snapshot import PrefixSnapshot
 from ._source import Fingerprint, LocalFileSource, Source, open_source
 from ._state import ResumeState, StateStore
 from ._transport import PartSender
@@ -96,7 +97,8 @@ class Uploader:
     def __init__(self, source: Source | str | os.PathLike[str], destination: Destination | str,
                  *, control: ControlPlane, config: UploadConfig | None = None,
                  state: StateStore | None = None, sender: PartSender | None = None,
-                 metadata: dict[str, str] | None = None) -> None:
+                 metadata: dict[str, str] | None = None,
+                 snapshot: PrefixSnapshot | None = None) -> None:
         self.source = open_source(source)
         self.destination = (destination if isinstance(destination, Destination)
                             else Destination.parse(destination))
@@ -104,6 +106,7 @@ class Uploader:
         self.config = config or UploadConfig()
         self.state = state or StateStore()
         self.metadata = metadata or {}
+        self._snapshot = snapshot
         # An injected sender may serve other uploads too: only one made here is closed here.
         self._own_sender = sender is None
         self._sender = sender or new_sender(self.config)
@@ -140,11 +143,12 @@ class Uploader:
             raise
 
     def _run(self, started: float) -> UploadResult:
-        fingerprint = self.source.fingerprint()
+        state = self.state.load(self.control.endpoint, self.destination)
+        fingerprint = self._fingerprint(state)
         if not self._one_put(fingerprint.size):
             # An upload that can outlive this process needs its state; one PUT does not.
             self.state.ensure_writable()
-        facts = self._gather(fingerprint)
+        facts = self._gather(fingerprint, state)
         open_id = facts.upload_id if facts.listed is not None else None
         if self._flow.cancelled:
             self._cancelled(open_id)
@@ -176,6 +180,16 @@ class Uploader:
     def _one_put(self, size: int) -> bool:
         """Whether a source of ``size`` goes as one ``PutObject`` (it fits in one part)."""
         return size <= self.config.part_size and isinstance(self.control, ObjectSigner)
+
+    def _fingerprint(self, state: ResumeState | None) -> Fingerprint:
+        """What identifies the source. A local file that goes as one PUT, with no resume
+        ``state`` left by an earlier multipart run, needs only its size and mtime (nothing
+        of it is kept), so its edges are not read and hashed."""
+        if isinstance(self.source, LocalFileSource) and state is None:
+            size, version = self.source.stat()
+            if self._one_put(size):
+                return Fingerprint(size=size, version=version, edges_sha256="")
+        return self.source.fingerprint()
 
     def _changed_since(self, fingerprint: Fingerprint) -> bool:
         """Whether the source changed since ``fingerprint``: a local file by its size and
@@ -287,11 +301,11 @@ class Uploader:
         return self.source.read(part.offset, part.size)
 
     # ------------------------------------------------------------------ finding the upload
-    def _gather(self, fingerprint: Fingerprint) -> ResumeFacts:
-        """Ask the state and S3 what they hold for this destination (no decision here)."""
+    def _gather(self, fingerprint: Fingerprint, state: ResumeState | None) -> ResumeFacts:
+        """Ask S3 what it holds for this destination beside the ``state`` (no decision
+        here)."""
         facts = ResumeFacts(source_name=self.source.name, destination=self.destination,
-                            fingerprint=fingerprint, config=self.config,
-                            state=self.state.load(self.control.endpoint, self.destination))
+                            fingerprint=fingerprint, config=self.config, state=state)
         if facts.state is not None:
             try:
                 listed = self.control.list_parts(self.destination, facts.state.upload_id)
@@ -299,22 +313,29 @@ class Uploader:
                 return replace(facts, upload_id=facts.state.upload_id,
                                existing=self.control.head(self.destination))
             return replace(facts, upload_id=facts.state.upload_id, listed=listed)
-        if self._one_put(fingerprint.size):
-            # Sent as one PUT, such a source never has a multipart upload of its own to
-            # resume (one left by another kind of run is `streamify gc`'s to clear).
-            return (facts if self.config.if_exists == "overwrite"
-                    else replace(facts, existing=self.control.head(self.destination)))
-        for upload in reversed(self.control.list_uploads(self.destination)):
-            if upload.destination.key != self.destination.key:
-                continue
-            try:
-                listed = self.control.list_parts(self.destination, upload.upload_id)
-            except UploadGoneError:
-                continue
-            return replace(facts, upload_id=upload.upload_id, listed=listed)
+        if not self._one_put(fingerprint.size):
+            # Sent as one PUT, a source never has a multipart upload of its own to resume
+            # (one left by another kind of run is `streamify gc`'s to clear).
+            for upload in reversed(self.control.list_uploads(self.destination)):
+                if upload.destination.key != self.destination.key:
+                    continue
+                try:
+                    listed = self.control.list_parts(self.destination, upload.upload_id)
+                except UploadGoneError:
+                    continue
+                return replace(facts, upload_id=upload.upload_id, listed=listed)
         if self.config.if_exists == "overwrite":
             return facts
-        return replace(facts, existing=self.control.head(self.destination))
+        return replace(facts, existing=self._existing())
+
+    def _existing(self) -> ObjectInfo | None:
+        """The object at the destination now: from the command's listing of the prefix
+        where it has one (``skip_identical`` only), else one HEAD."""
+        snapshot = self._snapshot
+        if (snapshot is not None and self.config.if_exists == "skip_identical"
+                and snapshot.covers(self.destination)):
+            return snapshot.get(self.destination)
+        return self.control.head(self.destination)
 
     def _decide(self, facts: ResumeFacts) -> Create | Resume | AlreadyComplete | Refuse:
         """Call the pure decision, hashing the source ranges it asks for (``Verifying``)."""

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import urllib3
 
-from ._control import ObjectInfo, OpenUpload, PartToSign, SignedPart, UploadedPart
+from ._control import ListedObject, ObjectInfo, OpenUpload, PartToSign, SignedPart, UploadedPart
 from ._destination import Destination
 from ._errors import (
     AccessDeniedError,
@@ -33,17 +32,6 @@ _DESTINATION_PROBLEMS = {"invalid-key", "wrong-bucket"}
 _SIZE_PROBLEMS = {"object-too-large", "invalid-part", "invalid-request", "invalid-metadata"}
 # Every route but "start an upload" may be repeated safely, POSTs included.
 _IDEMPOTENT = frozenset({"GET", "POST", "DELETE"})
-
-
-@dataclass(frozen=True, slots=True)
-class ListedObject:
-    """A completed object, as the API service lists it."""
-
-    destination: Destination
-    size: int
-    etag: str
-    last_modified: float
-    """Seconds since the epoch."""
 
 
 class HttpControlPlane:

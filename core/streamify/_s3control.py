@@ -12,7 +12,14 @@ import botocore.exceptions
 from botocore.config import Config
 
 from ._checksum import checksum_algorithm, normalize_etag
-from ._control import ObjectInfo, OpenUpload, PartToSign, SignedPart, UploadedPart
+from ._control import (
+    ListedObject,
+    ObjectInfo,
+    OpenUpload,
+    PartToSign,
+    SignedPart,
+    UploadedPart,
+)
 from ._destination import Destination
 from ._errors import (
     AccessDeniedError,
@@ -217,6 +224,19 @@ class S3ControlPlane:
                     uploads.append(OpenUpload(Destination(destination.bucket, item["Key"]),
                                               item["UploadId"], item["Initiated"].timestamp()))
         return sorted(uploads, key=lambda u: u.initiated)
+
+    def list_objects(self, prefix: Destination, *, page_size: int = 1000
+                     ) -> Iterator[ListedObject]:
+        """Every completed object whose key starts with ``prefix.key`` (ListObjectsV2)."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=prefix.bucket, Prefix=prefix.key,
+                                   PaginationConfig={"PageSize": page_size})
+        with self._errors("listing objects in", prefix):
+            for page in pages:
+                for item in page.get("Contents", []):
+                    yield ListedObject(Destination(prefix.bucket, item["Key"]),
+                                       int(item["Size"]), normalize_etag(item["ETag"]),
+                                       item["LastModified"].timestamp())
 
     def complete(self, destination: Destination, upload_id: str,
                  parts: Sequence[UploadedPart]) -> ObjectInfo:

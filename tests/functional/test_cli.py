@@ -12,7 +12,6 @@ import subprocess
 import sys
 import termios
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -340,14 +339,6 @@ def test_a_connection_cut_mid_part_is_sent_again(tmp_path: Path, moto_bucket: Bu
     # Two bodies were cut after 1 MiB each and sent again whole.
     assert counts.part_bytes == 12 * MiB + 2 * MiB
     assert moto_bucket.read("v.bin") == path.read_bytes()
-
-
-@pytest.fixture
-def moto_proxy(moto_bucket: Bucket) -> Iterator[WireProxy]:
-    """A wire proxy in front of moto, to see which parts are on the wire."""
-    proxy = WireProxy(moto_bucket.endpoint)
-    yield proxy
-    proxy.close()
 
 
 def _slow_upload(tmp_path: Path, bucket: Bucket, proxy: WireProxy, state_dir: str

@@ -23,10 +23,11 @@ import click
 from tqdm import tqdm
 
 from .._config import UploadConfig
-from .._control import ControlPlane, SignedPart
+from .._control import ControlPlane, ObjectLister, SignedPart
 from .._destination import Destination
 from .._engine import Uploader, UploadResult
 from .._errors import StreamifyError
+from .._snapshot import PrefixSnapshot, take_snapshot
 from .._state import StateStore
 from .._throttle import Throttle
 from .._transport import PartSender
@@ -94,11 +95,13 @@ class UploadBatch:
         self._running: set[Uploader] = set()
         self._interrupted = False
         self._failures = 0
+        self._snapshots: dict[int, PrefixSnapshot] = {}
 
     def run(self, jobs: list[Job]) -> None:
         """Upload every job; raise if one failed (after the others) or on Ctrl-C."""
         try:
             with self._ctrl_c():
+                self._list_destinations(jobs)
                 if self._jobs == 1 or len(jobs) == 1:
                     for job in jobs:
                         self._run_one(job, alone=len(jobs) == 1)
@@ -114,6 +117,21 @@ class UploadBatch:
             raise StreamifyError(f"{self._failures} of {len(jobs)} files failed; rerun the "
                                  "same command to resume them")
 
+    def _list_destinations(self, jobs: list[Job]) -> None:
+        """List each control plane's destinations once, where that is cheaper than a HEAD
+        per file (``take_snapshot``): files that skip an identical object need to know
+        what is there."""
+        by_control: dict[int, list[Job]] = {}
+        for job in jobs:
+            if job.config.if_exists == "skip_identical":
+                by_control.setdefault(id(job.control), []).append(job)
+        for same in by_control.values():
+            control = same[0].control
+            if isinstance(control, ObjectLister):
+                snapshot = take_snapshot(control, [job.destination for job in same])
+                if snapshot is not None:
+                    self._snapshots[id(control)] = snapshot
+
     def _run_one(self, job: Job, *, alone: bool) -> None:
         if self._interrupted:
             return
@@ -126,11 +144,17 @@ class UploadBatch:
                 self._failures += 1
             notice(f"streamify: error: {exc}")
             return
-        tqdm.write(result_line(result, job.source, as_json=self._as_json), file=sys.stdout)
+        line = result_line(result, job.source, as_json=self._as_json)
+        if self._bar:
+            tqdm.write(line, file=sys.stdout)  # above the bars being drawn
+        else:
+            with self._lock:
+                print(line)
 
     def _upload(self, job: Job, *, alone: bool) -> UploadResult:
         uploader = Uploader(job.source, job.destination, control=job.control,
-                            config=job.config, state=self._state, sender=self._sender)
+                            config=job.config, state=self._state, sender=self._sender,
+                            snapshot=self._snapshots.get(id(job.control)))
         try:
             label = os.path.basename(job.source.rstrip("/")) or job.source
             uploader.subscribe(ProgressDisplay(label, bar=self._bar, leave=alone))

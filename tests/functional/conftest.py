@@ -1,0 +1,18 @@
+"""Fixtures of the functional tier."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import Bucket
+from tests.wireproxy import WireProxy
+
+
+@pytest.fixture
+def moto_proxy(moto_bucket: Bucket) -> Iterator[WireProxy]:
+    """A wire proxy in front of moto: every request the client makes, and every byte."""
+    proxy = WireProxy(moto_bucket.endpoint)
+    yield proxy
+    proxy.close()
