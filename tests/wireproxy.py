@@ -26,6 +26,8 @@ say to the byte what had left the client at a crash. The controls:
   answers for ``seconds`` (longer than the client's read timeout), then drop the connection;
 - ``truncate_responses(...)``: pass only the head and half the body of the next matching
   answers, then drop the connection (a response cut short, its Content-Length a lie);
+- ``hold_requests(...)``: keep the matching requests from the server, their clients
+  waiting, until ``release()``; ``held`` counts them (how many were in flight at once);
 - ``retarget(upstream)``: new connections go to another server (a load balancer failing
   over from a dead instance); ``cut()`` then drops the ones still open.
 
@@ -134,6 +136,9 @@ class WireProxy:
         self.requests: list[tuple[str, str]] = []
         """Every request seen, as ``(method, target)``, in order of arrival."""
         self._closed = threading.Event()
+        self._hold: Match | None = None
+        self.held = 0
+        """Requests kept from the server by ``hold_requests`` so far."""
         self._sockets: set[socket.socket] = set()
         self._clock = 0.0  # the earliest time the next throttled chunk may leave
         self._clock_lock = threading.Lock()
@@ -195,6 +200,18 @@ class WireProxy:
         their body, then drop the connection."""
         self._add(_Rule("truncate", match, count))
 
+    def hold_requests(self, *, match: Match = part_puts) -> None:
+        """Keep every matching request from the server, its client waiting for the
+        answer, until ``release()``."""
+        with self._cond:
+            self._hold = match
+
+    def release(self) -> None:
+        """Forward the held requests, and the matching ones after them."""
+        with self._cond:
+            self._hold = None
+            self._cond.notify_all()
+
     def retarget(self, upstream: str) -> None:
         """Send new connections to ``upstream`` (open ones stay where they are)."""
         parsed = urllib.parse.urlsplit(upstream)
@@ -213,6 +230,7 @@ class WireProxy:
 
     def close(self) -> None:
         self._closed.set()
+        self.release()
         with contextlib.suppress(OSError):  # wakes accept(); close() alone does not on Linux
             self._server.shutdown(socket.SHUT_RDWR)
         self._server.close()
@@ -324,6 +342,9 @@ class WireProxy:
             method, target, _ = request_line.decode("latin-1").split(" ", 2)
             with self._cond:
                 self.requests.append((method, target))
+                if self._hold is not None and self._hold(method, target):
+                    self.held += 1
+                    self._cond.wait_for(lambda: self._hold is None or self._closed.is_set())
             rule = None if chunked else self._take(method, target)
             if rule is not None and rule.kind == "reset":
                 return

@@ -84,8 +84,8 @@ def cli() -> None:
 
 _jobs_option = click.option(
     "--jobs", type=click.IntRange(1, 32), default=4, show_default=True,
-    help="Files uploaded at once, over one connection pool (peak memory is about "
-         "jobs x concurrency x part size).")
+    help="Files uploaded at once, over one connection pool; files of one part run up to "
+         "concurrency times as many (peak memory is about jobs x concurrency x part size).")
 
 
 @cli.command()

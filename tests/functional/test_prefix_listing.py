@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.conftest import Bucket
 from tests.helpers import make_file
-from tests.wireproxy import WireProxy
+from tests.wireproxy import WireProxy, part_puts
 
 MiB = 1024 * 1024
 
@@ -96,3 +97,63 @@ def test_a_prefix_full_of_other_objects_gets_a_head_per_file(
     kinds = _kinds(moto_proxy)
     assert kinds.count("HEAD") == 2 and kinds.count("PUT") == 2, moto_proxy.requests
     assert moto_bucket.read("in/shoot/b.mov") == (folder / "b.mov").read_bytes()
+
+
+def _held_at_once(folder: Path, bucket: Bucket, proxy: WireProxy, state_dir: str,
+                  names: tuple[str, ...]) -> list[str]:
+    """Upload ``folder`` with --jobs 1 --concurrency 4 (the memory of four 5 MiB parts)
+    while the proxy holds every PUT of a file whose name starts with one of ``names``;
+    return the names of those that were in flight at once."""
+
+    def held(method: str, target: str) -> bool:
+        return part_puts(method, target) and target.split("/")[-1].startswith(names)
+
+    proxy.hold_requests(match=held)
+    env = {**os.environ, "STREAMIFY_STATE_DIR": state_dir}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "streamify", "upload", str(folder), bucket.url("in/"),
+         "--endpoint-url", proxy.url, "--part-size", "5MiB", "--jobs", "1",
+         "--concurrency", "4", "--no-progress"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while proxy.held < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # room for any PUT beyond the budget to show up
+        names_held = [target.split("/")[-1].split("?")[0] for method, target
+                      in list(proxy.requests) if held(method, target)]
+    finally:
+        proxy.release()
+        out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err
+    assert out.count("completed: ") == len(list(folder.iterdir())), out
+    return sorted(names_held)
+
+
+def test_files_of_one_part_share_the_memory_of_a_large_one(
+        tmp_path: Path, moto_bucket: Bucket, moto_proxy: WireProxy, state_dir: str) -> None:
+    folder = tmp_path / "shoot"
+    folder.mkdir()
+    make_file(folder / "a-big.mov", 11 * MiB)  # three parts of 5 MiB: first in line
+    for n in range(8):
+        make_file(folder / f"small-{n}.mov", 100 * 1024, seed=n)
+    # The large file's three parts in flight, and one small file beside them.
+    held = _held_at_once(folder, moto_bucket, moto_proxy, state_dir, ("a-big", "small"))
+    assert held == ["a-big.mov"] * 3 + ["small-0.mov"], held
+    assert moto_bucket.read("in/shoot/small-7.mov") == (folder / "small-7.mov").read_bytes()
+
+
+def test_a_large_file_is_not_passed_over_by_the_small_ones_behind_it(
+        tmp_path: Path, moto_bucket: Bucket, moto_proxy: WireProxy, state_dir: str) -> None:
+    folder = tmp_path / "shoot"
+    folder.mkdir()
+    for n in range(3):
+        make_file(folder / f"a-small-{n}.mov", 100 * 1024, seed=n)  # sent at once
+    make_file(folder / "b-big.mov", 11 * MiB)  # needs three parts' memory
+    for n in range(5):
+        make_file(folder / f"c-small-{n}.mov", 100 * 1024, seed=10 + n)
+    # As the first small files finish, the memory they free goes to the large file in
+    # line before the small ones behind it: its three parts, then one small file.
+    held = _held_at_once(folder, moto_bucket, moto_proxy, state_dir, ("b-big", "c-small"))
+    assert held == ["b-big.mov"] * 3 + ["c-small-0.mov"], held
+    assert moto_bucket.read("in/shoot/b-big.mov") == (folder / "b-big.mov").read_bytes()

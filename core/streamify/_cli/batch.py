@@ -1,18 +1,23 @@
 """Uploading the files of one command: several at once over one connection pool, and Ctrl-C.
 
 Every file of a command shares one ``PartSender`` (one pool of HTTP connections, one
-bandwidth limit) and one control plane per endpoint; ``jobs`` files are in progress at a
-time. The first Ctrl-C pauses every upload (the parts in flight finish, so nothing sent is
+bandwidth limit) and one control plane per endpoint. The files in progress share the
+memory of ``jobs x concurrency`` parts: ``jobs`` files of many parts at a time, or up to
+``concurrency`` times as many that fit in one part (``MemoryBudget``).
+
+The first Ctrl-C pauses every upload (the parts in flight finish, so nothing sent is
 wasted) and says so; a second one exits at once. Either way the resume state and the open
 multipart upload stay, and rerunning the same command resumes.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -77,6 +82,50 @@ class _SharedSender(PartSender):
         super().close()
 
 
+class MemoryBudget:
+    """The parts the files in progress may hold in memory at once, shared in turn.
+
+    A file holds as many as it can have parts in flight (its part count, at most its
+    concurrency): a file of one part holds one, so small files run ``concurrency`` times
+    as many at once as large ones in the same memory. Files get theirs in the order they
+    ask, so a large file is never passed over by the small ones behind it.
+    """
+
+    def __init__(self, parts: int) -> None:
+        self.parts = parts
+        self._free = parts
+        self._turns: deque[object] = deque()
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def hold(self, parts: int) -> Iterator[None]:
+        parts = min(parts, self.parts)
+        turn = object()
+        with self._changed:
+            self._turns.append(turn)
+            while self._turns[0] is not turn or self._free < parts:
+                self._changed.wait()
+            self._turns.popleft()
+            self._free -= parts
+            self._changed.notify_all()
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._free += parts
+                self._changed.notify_all()
+
+
+def _parts_in_flight(job: Job) -> int:
+    """How many parts of ``job`` can be in memory at once: its part count, at most its
+    concurrency (the concurrency where its size is unknown: a URL)."""
+    try:
+        size = os.stat(job.source).st_size
+    except OSError:
+        return job.config.concurrency
+    return max(1, min(job.config.concurrency, math.ceil(size / job.config.part_size)))
+
+
 class UploadBatch:
     """Runs the jobs of one command, ``jobs`` files at a time.
 
@@ -96,18 +145,20 @@ class UploadBatch:
         self._interrupted = False
         self._failures = 0
         self._snapshots: dict[int, PrefixSnapshot] = {}
+        self._budget = MemoryBudget(jobs * config.concurrency)
 
     def run(self, jobs: list[Job]) -> None:
         """Upload every job; raise if one failed (after the others) or on Ctrl-C."""
         try:
             with self._ctrl_c():
                 self._list_destinations(jobs)
-                if self._jobs == 1 or len(jobs) == 1:
-                    for job in jobs:
-                        self._run_one(job, alone=len(jobs) == 1)
+                if len(jobs) == 1:
+                    self._run_one(jobs[0], alone=True)
                 else:
-                    with ThreadPoolExecutor(self._jobs, thread_name_prefix="streamify-file") as p:
-                        for future in [p.submit(self._run_one, job, alone=False) for job in jobs]:
+                    with ThreadPoolExecutor(min(len(jobs), self._budget.parts),
+                                            thread_name_prefix="streamify-file") as pool:
+                        for future in [pool.submit(self._run_one, job, alone=False)
+                                       for job in jobs]:
                             future.result()
         finally:
             self._sender.shutdown()
@@ -136,7 +187,10 @@ class UploadBatch:
         if self._interrupted:
             return
         try:
-            result = self._upload(job, alone=alone)
+            with self._budget.hold(_parts_in_flight(job)):
+                if self._interrupted:
+                    return
+                result = self._upload(job, alone=alone)
         except StreamifyError as exc:
             if alone:
                 raise
