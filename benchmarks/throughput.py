@@ -13,7 +13,9 @@ ceiling, to obstore, and of the API service to direct.
 
 Contenders (``--only`` picks some), all with the same part size and concurrency:
 ``ceiling`` (presigned PUTs with ``http.client``, one connection per thread, no hashing,
-no bookkeeping: what the wire and the server allow), ``streamify`` (``streamify upload``,
+no bookkeeping: what the wire and the server allow), ``ceiling-md5`` (the same with a
+Content-MD5 per part: what any client that has the store check each part can reach),
+``streamify`` (``streamify upload``,
 direct, Content-MD5 on every part), ``streamify-api`` (the same through ``streamify
 serve`` in front of the same S3), ``boto3`` (``upload_file``), ``s3fs`` (``put_file``),
 ``obstore`` (``put``), ``crt`` (the AWS CRT S3 client through s3transfer's
@@ -60,10 +62,11 @@ __all__ = ["main"]
 
 GiB = 1024 * MiB
 RESULTS = Path(__file__).resolve().parent / "results"
-CONTENDERS = ("ceiling", "streamify", "streamify-api", "boto3", "s3fs", "obstore", "crt",
-              "rclone", "md5")
+CONTENDERS = ("ceiling", "ceiling-md5", "streamify", "streamify-api", "boto3", "s3fs",
+              "obstore", "crt", "rclone", "md5")
 LABELS = {
     "ceiling": "raw ceiling: presigned PUTs, `http.client`, no hashing",
+    "ceiling-md5": "the raw ceiling with Content-MD5 per part (`hashlib`)",
     "streamify": "`streamify upload` direct (Content-MD5 per part)",
     "streamify-api": "`streamify upload --api` (through `streamify serve`)",
     "boto3": "boto3 `upload_file` (no Content-MD5)",
@@ -83,8 +86,11 @@ WHEN_REFUSED = {
 
 
 def ceiling(path: str, bucket: str, key: str, endpoint: str, part_size: int,
-            concurrency: int) -> None:
-    """Presigned part PUTs through ``http.client``: no hashing, no state, no retries."""
+            concurrency: int, *, content_md5: bool = False) -> None:
+    """Presigned part PUTs through ``http.client``: no state, no retries, and no hashing
+    unless ``content_md5`` (then each part carries its MD5, which the store checks)."""
+    import base64
+    import hashlib
     import http.client
     import threading
     import urllib.parse
@@ -109,8 +115,11 @@ def ceiling(path: str, bucket: str, key: str, endpoint: str, part_size: int,
         if not hasattr(local, "conn"):
             local.conn = http.client.HTTPConnection(url.netloc, timeout=120)
         body = os.pread(fd, part_size, (number - 1) * part_size)
-        local.conn.request("PUT", f"{url.path}?{url.query}", body=body,
-                           headers={"Content-Length": str(len(body))})
+        headers = {"Content-Length": str(len(body))}
+        if content_md5:
+            digest = hashlib.md5(body, usedforsecurity=False).digest()
+            headers["Content-MD5"] = base64.b64encode(digest).decode()
+        local.conn.request("PUT", f"{url.path}?{url.query}", body=body, headers=headers)
         answer = local.conn.getresponse()
         answer.read()
         if answer.status != 200:
@@ -140,9 +149,9 @@ def child_main(args: argparse.Namespace) -> None:
     """One upload in this (child) process."""
     if args.child == "md5":
         md5_parts(args.path, args.part_size)
-    elif args.child == "ceiling":
+    elif args.child in ("ceiling", "ceiling-md5"):
         ceiling(args.path, args.bucket, args.key, args.endpoint, args.part_size,
-                args.concurrency)
+                args.concurrency, content_md5=args.child == "ceiling-md5")
     else:
         upload_with(args.child, args.path, args.bucket, args.key, args.endpoint,
                     args.part_size, args.concurrency)
@@ -249,6 +258,10 @@ def report(runs: list[Run], header: str) -> str:
                          f"{ratio(speed[name], speed.get('ceiling'))} | "
                          f"{ratio(speed[name], speed.get('obstore'))} | {cpu[name]:.2f} | "
                          f"{extra} | {rss[name]:.0f} | {rounds[name]} |")
+        if "streamify" in speed and "ceiling-md5" in speed:
+            lines += ["", f"Streamify direct against the raw ceiling with Content-MD5: "
+                      f"{ratio(speed['streamify'], speed['ceiling-md5'])} the MiB/s, "
+                      f"{ratio(cpu['streamify'], cpu['ceiling-md5'])} the client CPU."]
         if "streamify" in speed and "streamify-api" in speed:
             lines += ["", f"Through the API service against direct: "
                       f"{ratio(speed['streamify-api'], speed['streamify'])} the MiB/s, "
