@@ -28,7 +28,7 @@ from fsspec.utils import other_paths
 
 from . import _events as ev
 from ._config import UploadConfig
-from ._control import ControlPlane
+from ._control import ControlPlane, ObjectLister
 from ._destination import Destination
 from ._engine import Uploader, UploadResult
 from ._errors import (
@@ -38,6 +38,7 @@ from ._errors import (
     StreamifyError,
     TransferError,
 )
+from ._snapshot import PrefixSnapshot, take_snapshot
 from ._source import open_source
 from ._state import StateStore
 from ._stream import StreamWriter
@@ -191,15 +192,20 @@ class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
             raise TypeError(f"put_file got unknown options: {', '.join(sorted(kwargs))}")
         return self._put_file(lpath, rpath, callback, mode, metadata, [])
 
+    def _put_target(self, location: str, target: str) -> str:
+        """Where ``location`` goes: ``target``, or under it when it names a folder."""
+        rpath = str(self._strip_protocol(target))
+        if target.endswith("/") or "/" not in rpath:
+            rpath = f"{rpath}/{os.path.basename(location.rstrip('/'))}"
+        return rpath
+
     def _put_file(self, lpath: str | os.PathLike[str], target: str, callback: Any, mode: str,
-                  metadata: dict[str, str] | None,
-                  running: list[Uploader]) -> UploadResult | None:
+                  metadata: dict[str, str] | None, running: list[Uploader],
+                  snapshot: PrefixSnapshot | None = None) -> UploadResult | None:
         location = os.fspath(lpath)
         if "://" not in location and os.path.isdir(location):
             return None  # S3 has no directories: a prefix exists once a file is under it
-        rpath = self._strip_protocol(target)
-        if target.endswith("/") or "/" not in rpath:
-            rpath = f"{rpath}/{os.path.basename(location.rstrip('/'))}"
+        rpath = self._put_target(location, target)
         destination = self._destination(rpath)
         if mode == "create" and self.exists(rpath):
             raise FileExistsError(f"streamify://{rpath} exists and mode='create'")
@@ -207,7 +213,7 @@ class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
         try:
             uploader = Uploader(source, destination, control=self.control,
                                 config=self.config, state=self.state, sender=self.sender,
-                                metadata=metadata)
+                                metadata=metadata, snapshot=snapshot)
             uploader.subscribe(_CallbackProgress(callback))
             running.append(uploader)
             try:
@@ -239,10 +245,15 @@ class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
         callback.set_size(len(pairs))
         lock = threading.Lock()
         running: list[Uploader] = []
+        # One listing of the prefix instead of a HEAD per file, where that is cheaper.
+        snapshot = (take_snapshot(self.control, [
+            self._destination(self._put_target(source, target)) for source, target in pairs])
+            if isinstance(self.control, ObjectLister)
+            and self.config.if_exists == "skip_identical" else None)
 
         def one(source: str, target: str) -> None:
             with callback.branched(source, target) as child:
-                self._put_file(source, target, child, mode, metadata, running)
+                self._put_file(source, target, child, mode, metadata, running, snapshot)
             with lock:
                 callback.relative_update(1)
 

@@ -212,10 +212,13 @@ def test_repeating_a_finished_put_sends_nothing_but_a_changed_file_is_sent(
     files = write_tree(tmp_path / "tree", [6 * MiB, 100, 200_000, 0])
     fs = make_fs(proxy.url, tmp_path / "state")
     fs.put(str(tmp_path / "tree") + "/", f"{bucket.name}/t/", recursive=True)
-    first = proxy.counts()
+    first, seen = proxy.counts(), len(proxy.requests)
 
     fs.put(str(tmp_path / "tree") + "/", f"{bucket.name}/t/", recursive=True)
     assert (proxy.counts() - first).part_bytes == 0
+    # What is there comes from one listing of the prefix, not from a HEAD per file.
+    again = proxy.requests[seen:]
+    assert [m for m, t in again if m == "HEAD" or "list-type=2" in t] == ["GET"], again
 
     changed = os.urandom(6 * MiB)  # same size, other bytes: must be sent again
     (tmp_path / "tree" / "d0" / "f00.bin").write_bytes(changed)
