@@ -13,8 +13,6 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-import fsspec
-
 from ._errors import SourceError
 
 __all__ = ["Fingerprint", "FsspecSource", "LocalFileSource", "Source", "open_source"]
@@ -126,6 +124,8 @@ class FsspecSource:
     """Any fsspec URL. Reads are ranged (``cat_file`` with start/end), never the whole file."""
 
     def __init__(self, url: str, **storage_options: Any) -> None:
+        import fsspec.core  # only a URL source needs it (and its import costs 40 ms)
+
         self._url = url
         try:
             self._fs, self._path = fsspec.core.url_to_fs(url, **storage_options)

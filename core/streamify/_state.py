@@ -18,7 +18,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import fsspec
 import platformdirs
 
 from ._destination import Destination
@@ -157,15 +156,14 @@ class StateStore:
         if self._local:
             with open(path, "rb") as fh:
                 return fh.read()
-        with fsspec.open(path, "rb") as fh:
-            data: bytes = fh.read()
-            return data
+        fs, fspath = _url_to_fs(path)
+        return bytes(fs.cat_file(fspath))
 
     def _write(self, path: str, data: bytes) -> None:
         if not self._local:
             # A uniquely named temporary, then a move: a reader sees the old document or the
             # new one, never half of one, and concurrent writers never share a temporary.
-            fs, fspath = fsspec.core.url_to_fs(path)
+            fs, fspath = _url_to_fs(path)
             parent, name = fspath.rsplit("/", 1)
             fs.makedirs(parent, exist_ok=True)
             tmp = f"{parent}/.tmp-{uuid.uuid4().hex}-{name}"
@@ -200,7 +198,7 @@ class StateStore:
         if self._local:
             os.unlink(path)
         else:
-            fs, fspath = fsspec.core.url_to_fs(path)
+            fs, fspath = _url_to_fs(path)
             fs.rm_file(fspath)
 
     def _list(self) -> list[str]:
@@ -209,7 +207,7 @@ class StateStore:
                 return []
             return [os.path.join(self.location, n) for n in os.listdir(self.location)
                     if n.endswith(".json") and not n.startswith(".")]
-        fs, base = fsspec.core.url_to_fs(self.location)
+        fs, base = _url_to_fs(self.location)
         try:
             names = fs.ls(base, detail=False)
         except FileNotFoundError:
@@ -217,3 +215,12 @@ class StateStore:
         protocol = self.location.split("://", 1)[0]
         return [f"{protocol}://{n}" for n in names
                 if n.endswith(".json") and not n.rsplit("/", 1)[-1].startswith(".")]
+
+
+def _url_to_fs(url: str) -> tuple[Any, str]:
+    """The fsspec filesystem and path of a state directory given as a URL (imported only
+    then: a local directory never pays for fsspec)."""
+    import fsspec.core
+
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs, str(path)
