@@ -73,6 +73,21 @@ def test_crc64nvme_replaces_content_md5_and_checks_the_whole_object(
     assert _stored_crc(moto_bucket, "v.mp4") == (_crc(data), "FULL_OBJECT")
 
 
+def test_a_file_of_one_part_goes_as_one_put_carrying_its_crc64nvme(
+        tmp_path: Path, moto_bucket: Bucket, state_dir: str) -> None:
+    path = make_file(tmp_path / "short.mp4", 3 * MiB)
+    data = path.read_bytes()
+    sender = RecordingSender()
+    result = _uploader(path, moto_bucket, "short.mp4", state_dir, sender=sender).run()
+    assert result.status == "completed" and result.upload_id == ""  # no multipart upload
+    [(signed, body)] = sender.puts
+    assert "partNumber" not in signed.url and body == data
+    assert signed.headers.get(HEADER) == _crc(data)  # the whole object's: the store checks it
+    signed_headers = parse_qs(urlsplit(signed.url).query)["X-Amz-SignedHeaders"][0]
+    assert HEADER in signed_headers.split(";") and "content-md5" not in signed_headers
+    assert moto_bucket.read("short.mp4") == data  # (moto keeps no checksum of a PutObject)
+
+
 class DamagingSender(RecordingSender):
     """Flips one byte of part 2 after its checksum was taken, as a faulty network card or
     proxy might: a store that checks the part's CRC refuses it; moto keeps it."""
