@@ -11,8 +11,8 @@ command uploads the whole directory in a child process of its own (CPU and peak 
 ``wait4``), rounds interleaved; every object is listed afterwards (count and bytes must
 match the directory) and deleted, then ``--between`` runs.
 
-Contenders (``--only``): ``streamify`` (the command with its defaults: 4 files at a time,
-4 parts each), ``streamify-jobs16`` (``--jobs 16``), ``boto3`` (``upload_file`` per file
+Contenders (``--only``): ``streamify`` (the command with its defaults: the memory of 4 files x
+4 parts, so up to 16 files of one part at a time), ``streamify-jobs16`` (``--jobs 16``), ``boto3`` (``upload_file`` per file
 from a pool of ``--threads`` threads sharing one client, 4 parts at a time per file) and
 ``rclone`` (``rclone copy --transfers`` ``--threads``, 4 parts at a time per file).
 """
@@ -53,7 +53,7 @@ __all__ = ["main"]
 RESULTS = Path(__file__).resolve().parent / "results"
 CONTENDERS = ("streamify", "streamify-jobs16", "boto3", "rclone")
 LABELS = {
-    "streamify": "`streamify upload DIR` (defaults: 4 files x 4 parts at a time)",
+    "streamify": "`streamify upload DIR` (defaults: --jobs 4, --concurrency 4)",
     "streamify-jobs16": "`streamify upload DIR --jobs 16`",
     "boto3": "boto3 `upload_file` per file, thread pool",
     "rclone": "`rclone copy DIR`",
