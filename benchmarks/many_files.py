@@ -11,10 +11,11 @@ command uploads the whole directory in a child process of its own (CPU and peak 
 ``wait4``), rounds interleaved; every object is listed afterwards (count and bytes must
 match the directory) and deleted, then ``--between`` runs.
 
-Contenders (``--only``): ``streamify`` (the command with its defaults: the memory of 4 files x
-4 parts, so up to 16 files of one part at a time), ``streamify-jobs16`` (``--jobs 16``), ``boto3`` (``upload_file`` per file
-from a pool of ``--threads`` threads sharing one client, 4 parts at a time per file) and
-``rclone`` (``rclone copy --transfers`` ``--threads``, 4 parts at a time per file).
+Contenders (``--only``): ``streamify`` (the command with its defaults: the memory of 4
+files x 4 parts, so up to 16 files of one part at a time), ``streamify-jobs16`` (``--jobs
+16``), ``boto3`` (``upload_file`` per file from a pool of ``--threads`` threads sharing one
+client, 4 parts at a time per file) and ``rclone`` (``rclone copy --transfers``
+``--threads``, 4 parts at a time per file).
 """
 
 from __future__ import annotations
