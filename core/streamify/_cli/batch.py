@@ -36,6 +36,7 @@ from .._snapshot import PrefixSnapshot, take_snapshot
 from .._state import StateStore
 from .._throttle import Throttle
 from .._transport import PartSender
+from .malloc import limit_malloc_arenas
 from .progress import ProgressDisplay, notice
 from .results import result_line
 
@@ -149,6 +150,7 @@ class UploadBatch:
 
     def run(self, jobs: list[Job]) -> None:
         """Upload every job; raise if one failed (after the others) or on Ctrl-C."""
+        limit_malloc_arenas()  # before the first thread: freed parts are reused, not kept
         try:
             with self._ctrl_c():
                 self._list_destinations(jobs)
