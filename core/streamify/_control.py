@@ -97,7 +97,8 @@ class ControlPlane(Protocol):
         ...
 
     sign_linger: float
-    """Seconds to wait for more parts to sign together (0 when signing is local and free)."""
+    """Seconds the first signing call waits for more parts to sign together; later calls
+    group what arrives while one is in flight (0: signing is local and free, no groups)."""
 
     def create_upload(
         self,

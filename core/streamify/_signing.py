@@ -1,8 +1,10 @@
 """Coalesce the part-signing requests of many workers into batch calls.
 
 Workers ask for one URL each, as soon as they know their part's MD5. When signing costs a
-round trip (the API service), the first waiting worker lingers briefly, then signs every
-request that arrived meanwhile in one call.
+round trip (the API service), requests are grouped: one call is in flight at a time, and
+the requests that arrive while it is form the next call. A request that finds no call in
+flight is signed at once, so a steady stream of parts pays no added wait; only the very
+first call lingers briefly, since every worker reaches its first part at once.
 """
 
 from __future__ import annotations
@@ -45,17 +47,14 @@ class BatchSigner:
         return future.result()
 
     def _lead(self) -> None:
+        """Sign one batch; whoever arrived meanwhile gets the next leader."""
         with self._lock:
-            self._arrived.wait_for(lambda: len(self._pending) >= self._max_batch,
-                                   timeout=self._linger)
+            if self.calls == 0:  # the first parts of every worker come together
+                self._arrived.wait_for(lambda: len(self._pending) >= self._max_batch,
+                                       timeout=self._linger)
             batch = self._pending[: self._max_batch]
             self._pending = self._pending[self._max_batch :]
-            self._leader = False
-            if self._pending:
-                # Whoever is left waiting needs a leader too.
-                self._leader = True
-                threading.Thread(target=self._lead, daemon=True).start()
-        self.calls += 1
+            self.calls += 1
         try:
             signed = _matched([part for part, _ in batch],
                               self._sign([part for part, _ in batch]))
@@ -63,9 +62,16 @@ class BatchSigner:
             # Every waiter learns of the failure; none is left hanging.
             for _, future in batch:
                 future.set_exception(exc)
-            return
-        for (_, future), url in zip(batch, signed, strict=True):
-            future.set_result(url)
+        else:
+            for (_, future), url in zip(batch, signed, strict=True):
+                future.set_result(url)
+        finally:
+            with self._lock:
+                # Those who arrived during the call need a leader (this thread goes on
+                # to send its own part).
+                self._leader = bool(self._pending)
+                if self._leader:
+                    threading.Thread(target=self._lead, daemon=True).start()
 
 
 def _matched(parts: Sequence[PartToSign], signed: list[SignedPart]) -> list[SignedPart]:

@@ -119,6 +119,39 @@ def test_batch_signer_coalesces_concurrent_requests() -> None:
     assert len(batches) < 8
 
 
+def test_batch_signer_groups_what_arrives_during_a_call_and_adds_no_wait() -> None:
+    batches: list[list[int]] = []
+    first_call = threading.Event()
+    release = threading.Event()
+
+    def sign(parts: Sequence[PartToSign]) -> list[SignedPart]:
+        batches.append([p.number for p in parts])
+        if len(batches) == 1:
+            first_call.set()
+            release.wait(30)
+        return [SignedPart(p.number, f"https://s3/{p.number}") for p in parts]
+
+    # A minute's linger: a call that waited for company would outlast every join below.
+    signer = BatchSigner(sign, linger=60, max_batch=2)
+    threads = [threading.Thread(target=signer.sign, args=(PartToSign(n),), daemon=True)
+               for n in (1, 2)]
+    for thread in threads:
+        thread.start()
+    assert first_call.wait(30)
+    later = [threading.Thread(target=signer.sign, args=(PartToSign(n),), daemon=True)
+             for n in (3, 4, 5)]
+    for thread in later:
+        thread.start()
+        time.sleep(0.05)  # in order of arrival
+    release.set()
+    for thread in threads + later:
+        thread.join(timeout=30)
+    assert not any(t.is_alive() for t in threads + later), "a request waited for company"
+    # The three that came during the first call went in the next calls, at most two
+    # each, the last one alone and at once.
+    assert batches == [[1, 2], [3, 4], [5]]
+
+
 def _sign_from_threads(signer: BatchSigner, count: int) -> dict[int, object]:
     """Ask ``signer`` for parts 1..count from as many threads; each gets a URL or an error."""
     outcomes: dict[int, object] = {}
