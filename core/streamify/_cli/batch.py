@@ -204,8 +204,7 @@ class UploadBatch:
         if self._bar:
             tqdm.write(line, file=sys.stdout)  # above the bars being drawn
         else:
-            with self._lock:
-                print(line)
+            sys.stdout.write(f"{line}\n")  # one write: lines of several files never mix
 
     def _upload(self, job: Job, *, alone: bool) -> UploadResult:
         uploader = Uploader(job.source, job.destination, control=job.control,
