@@ -100,10 +100,11 @@ def test_a_prefix_full_of_other_objects_gets_a_head_per_file(
 
 
 def _held_at_once(folder: Path, bucket: Bucket, proxy: WireProxy, state_dir: str,
-                  names: tuple[str, ...]) -> list[str]:
+                  names: tuple[str, ...], expected: int) -> list[str]:
     """Upload ``folder`` with --jobs 1 --concurrency 4 (the memory of four 5 MiB parts)
     while the proxy holds every PUT of a file whose name starts with one of ``names``;
-    return the names of those that were in flight at once."""
+    return the names of those that were in flight at once (waiting up to a minute for
+    ``expected`` of them, then a second more for any beyond)."""
 
     def held(method: str, target: str) -> bool:
         return part_puts(method, target) and target.split("/")[-1].startswith(names)
@@ -117,7 +118,7 @@ def _held_at_once(folder: Path, bucket: Bucket, proxy: WireProxy, state_dir: str
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
-        while proxy.held < 3 and time.monotonic() < deadline:
+        while proxy.held < expected and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(1.0)  # room for any PUT beyond the budget to show up
         names_held = [target.split("/")[-1].split("?")[0] for method, target
@@ -138,7 +139,8 @@ def test_files_of_one_part_share_the_memory_of_a_large_one(
     for n in range(8):
         make_file(folder / f"small-{n}.mov", 100 * 1024, seed=n)
     # The large file's three parts in flight, and one small file beside them.
-    held = _held_at_once(folder, moto_bucket, moto_proxy, state_dir, ("a-big", "small"))
+    held = _held_at_once(folder, moto_bucket, moto_proxy, state_dir, ("a-big", "small"),
+                         expected=4)
     assert held == ["a-big.mov"] * 3 + ["small-0.mov"], held
     assert moto_bucket.read("in/shoot/small-7.mov") == (folder / "small-7.mov").read_bytes()
 
@@ -154,6 +156,7 @@ def test_a_large_file_is_not_passed_over_by_the_small_ones_behind_it(
         make_file(folder / f"c-small-{n}.mov", 100 * 1024, seed=10 + n)
     # As the first small files finish, the memory they free goes to the large file in
     # line before the small ones behind it: its three parts, then one small file.
-    held = _held_at_once(folder, moto_bucket, moto_proxy, state_dir, ("b-big", "c-small"))
+    held = _held_at_once(folder, moto_bucket, moto_proxy, state_dir, ("b-big", "c-small"),
+                         expected=4)
     assert held == ["b-big.mov"] * 3 + ["c-small-0.mov"], held
     assert moto_bucket.read("in/shoot/b-big.mov") == (folder / "b-big.mov").read_bytes()
