@@ -160,3 +160,17 @@ def test_a_large_file_is_not_passed_over_by_the_small_ones_behind_it(
                          expected=4)
     assert held == ["b-big.mov"] * 3 + ["c-small-0.mov"], held
     assert moto_bucket.read("in/shoot/b-big.mov") == (folder / "b-big.mov").read_bytes()
+
+
+def test_a_store_that_refuses_the_listing_gets_a_head_per_file(
+        tmp_path: Path, moto_bucket: Bucket, moto_proxy: WireProxy, state_dir: str) -> None:
+    # As for an IAM user allowed s3:PutObject and s3:GetObject but not s3:ListBucket.
+    folder = _folder(tmp_path)
+    moto_proxy.fail_requests(403, "AccessDenied", count=10,
+                             match=lambda method, target: "list-type=2" in target)
+    _upload(folder, moto_bucket, moto_proxy, state_dir)
+    kinds = _kinds(moto_proxy)
+    assert moto_proxy.faults["403 AccessDenied"] == 1, moto_proxy.requests
+    # Each file asked for itself (the big one also reads itself back after complete).
+    assert kinds.count("HEAD") == 4 + 1, moto_proxy.requests
+    assert moto_bucket.read("in/shoot/c.mov") == (folder / "c.mov").read_bytes()
