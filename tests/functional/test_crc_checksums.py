@@ -57,6 +57,14 @@ def _stored_crc(bucket: Bucket, key: str) -> tuple[str | None, str | None]:
     return head.get("ChecksumCRC64NVME"), head.get("ChecksumType")
 
 
+def _signed_crc_without_md5(signed: SignedPart, body: bytes) -> None:
+    """``signed`` carries ``body``'s CRC64NVME, signed into its URL, and no Content-MD5."""
+    assert signed.headers.get(HEADER) == _crc(body)
+    signed_headers = parse_qs(urlsplit(signed.url).query)["X-Amz-SignedHeaders"][0]
+    assert HEADER in signed_headers.split(";")
+    assert "Content-MD5" not in signed.headers and "content-md5" not in signed_headers
+
+
 def test_crc64nvme_replaces_content_md5_and_checks_the_whole_object(
         tmp_path: Path, moto_bucket: Bucket, state_dir: str) -> None:
     path = make_file(tmp_path / "v.mp4", 12 * MiB)
@@ -65,10 +73,7 @@ def test_crc64nvme_replaces_content_md5_and_checks_the_whole_object(
     result = _uploader(path, moto_bucket, "v.mp4", state_dir, sender=sender).run()
     assert result.status == "completed" and len(sender.puts) == result.parts == 3
     for signed, body in sender.puts:
-        assert signed.headers.get(HEADER) == _crc(body)
-        signed_headers = parse_qs(urlsplit(signed.url).query)["X-Amz-SignedHeaders"][0]
-        assert HEADER in signed_headers.split(";")
-        assert "Content-MD5" not in signed.headers and "content-md5" not in signed_headers
+        _signed_crc_without_md5(signed, body)
     assert moto_bucket.read("v.mp4") == data
     assert _stored_crc(moto_bucket, "v.mp4") == (_crc(data), "FULL_OBJECT")
 
@@ -82,9 +87,7 @@ def test_a_file_of_one_part_goes_as_one_put_carrying_its_crc64nvme(
     assert result.status == "completed" and result.upload_id == ""  # no multipart upload
     [(signed, body)] = sender.puts
     assert "partNumber" not in signed.url and body == data
-    assert signed.headers.get(HEADER) == _crc(data)  # the whole object's: the store checks it
-    signed_headers = parse_qs(urlsplit(signed.url).query)["X-Amz-SignedHeaders"][0]
-    assert HEADER in signed_headers.split(";") and "content-md5" not in signed_headers
+    _signed_crc_without_md5(signed, body)  # the whole object's CRC: the store checks it
     assert moto_bucket.read("short.mp4") == data  # (moto keeps no checksum of a PutObject)
 
 
