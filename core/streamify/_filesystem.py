@@ -28,7 +28,7 @@ from fsspec.utils import other_paths
 
 from . import _events as ev
 from ._config import UploadConfig
-from ._control import ControlPlane, ObjectLister
+from ._control import ControlPlane
 from ._destination import Destination
 from ._engine import Uploader, UploadResult
 from ._errors import (
@@ -248,8 +248,7 @@ class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
         # One listing of the prefix instead of a HEAD per file, where that is cheaper.
         snapshot = (take_snapshot(self.control, [
             self._destination(self._put_target(source, target)) for source, target in pairs])
-            if isinstance(self.control, ObjectLister)
-            and self.config.if_exists == "skip_identical" else None)
+            if self.config.if_exists == "skip_identical" else None)
 
         def one(source: str, target: str) -> None:
             with callback.branched(source, target) as child:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from ._control import ObjectInfo, ObjectLister
+from ._control import ControlPlane, ObjectInfo, ObjectLister
 from ._destination import Destination
 from ._errors import StreamifyError
 
@@ -45,14 +45,16 @@ class PrefixSnapshot:
         return len(self._objects)
 
 
-def take_snapshot(lister: ObjectLister, destinations: Sequence[Destination]
+def take_snapshot(control: ControlPlane, destinations: Sequence[Destination]
                   ) -> PrefixSnapshot | None:
     """List the longest prefix the ``destinations`` share, once.
 
-    None, and each file asks for its own object, when they are in several buckets, when
-    the prefix holds more than ``OBJECTS_PER_FILE`` objects per destination, or when it
-    cannot be listed (an API key may upload where it may not list)."""
-    if len(destinations) < 2 or len({d.bucket for d in destinations}) != 1:
+    None, and each file asks for its own object, when the control plane cannot list,
+    when they are in several buckets, when the prefix holds more than
+    ``OBJECTS_PER_FILE`` objects per destination, or when it cannot be listed (an API key
+    may upload where it may not list)."""
+    if (not isinstance(control, ObjectLister) or len(destinations) < 2
+            or len({d.bucket for d in destinations}) != 1):
         return None
     # Keys are strings, not paths: their longest common prefix, character by character.
     keys = [d.key for d in destinations]
@@ -60,7 +62,7 @@ def take_snapshot(lister: ObjectLister, destinations: Sequence[Destination]
     at_most = OBJECTS_PER_FILE * len(destinations)
     objects: dict[str, ObjectInfo] = {}
     try:
-        for listed in lister.list_objects(prefix, page_size=min(1000, at_most + 1)):
+        for listed in control.list_objects(prefix, page_size=min(1000, at_most + 1)):
             if len(objects) == at_most:
                 return None
             objects[listed.destination.key] = ObjectInfo(size=listed.size, etag=listed.etag)

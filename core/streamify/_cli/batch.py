@@ -12,7 +12,6 @@ multipart upload stay, and rerunning the same command resumes.
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import sys
@@ -28,10 +27,11 @@ import click
 from tqdm import tqdm
 
 from .._config import UploadConfig
-from .._control import ControlPlane, ObjectLister, SignedPart
+from .._control import ControlPlane, SignedPart
 from .._destination import Destination
 from .._engine import Uploader, UploadResult
 from .._errors import StreamifyError
+from .._plan import plan_parts
 from .._snapshot import PrefixSnapshot, take_snapshot
 from .._state import StateStore
 from .._throttle import Throttle
@@ -124,11 +124,11 @@ def _parts_in_flight(job: Job) -> int:
         size = os.stat(job.source).st_size
     except OSError:
         return job.config.concurrency
-    return max(1, min(job.config.concurrency, math.ceil(size / job.config.part_size)))
+    return min(job.config.concurrency, plan_parts(size, job.config.part_size).count)
 
 
 class UploadBatch:
-    """Runs the jobs of one command, ``jobs`` files at a time.
+    """Runs the jobs of one command in the memory of ``jobs x concurrency`` parts.
 
     ``config`` sets what the files share: the connection pool's timeouts and the bandwidth
     limit, which holds for the whole command.
@@ -179,11 +179,9 @@ class UploadBatch:
             if job.config.if_exists == "skip_identical":
                 by_control.setdefault(id(job.control), []).append(job)
         for same in by_control.values():
-            control = same[0].control
-            if isinstance(control, ObjectLister):
-                snapshot = take_snapshot(control, [job.destination for job in same])
-                if snapshot is not None:
-                    self._snapshots[id(control)] = snapshot
+            snapshot = take_snapshot(same[0].control, [job.destination for job in same])
+            if snapshot is not None:
+                self._snapshots[id(same[0].control)] = snapshot
 
     def _run_one(self, job: Job, *, alone: bool) -> None:
         if self._interrupted:
