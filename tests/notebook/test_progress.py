@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+import sys
+import threading
+import time
+
 import pytest
 
 pytest.importorskip("anywidget", reason="notebook tier skipped: the notebook extra is not "
@@ -48,3 +53,38 @@ def test_reset_after_a_pause() -> None:
     meter.add(1.0, 5 * MiB, 10 * MiB)
     meter.reset()
     assert meter.add(100.0, 5 * MiB, 10 * MiB).bytes_per_second == 0.0
+
+
+def test_part_threads_and_a_reset_can_share_the_meter() -> None:
+    # Every part thread reports progress, and the Pause or Resume button resets the meter
+    # from the kernel's own thread; none of them may see the samples half changed.
+    meter = RateMeter(window=0.001)
+    total = 1000 * MiB
+    done = itertools.count(step=1024)
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def report() -> None:
+        try:
+            while not stop.is_set():
+                speed = meter.add(time.monotonic(), next(done), total)
+                assert speed.bytes_per_second >= 0.0
+        except BaseException as exc:  # any failure in a part thread counts
+            failures.append(exc)
+            stop.set()
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # hand the interpreter between threads as often as it can
+    try:
+        threads = [threading.Thread(target=report) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 2.0
+        while not stop.is_set() and time.monotonic() < deadline:
+            meter.reset()
+        stop.set()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert failures == []
