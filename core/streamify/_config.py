@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from ._errors import ConfigError
+from ._retry import RetryBudget
 from ._units import parse_size
 
 __all__ = ["MAX_PART_SIZE", "MIN_PART_SIZE", "ChecksumName", "IfExists", "OnUploadGone",
@@ -44,8 +45,13 @@ class UploadConfig:
     stores that verify additional checksums, such as AWS S3."""
     bwlimit: int | None = None
     """Bytes per second across all workers; ``None`` for no limit."""
-    max_attempts: int = 8
-    """Attempts per part before the upload fails (the state is kept; rerun to resume)."""
+    max_attempts: int = 20
+    """Attempts of one call (a part PUT, or a sign, list, complete... call to S3 or the API
+    service) before the upload stops (the state is kept; rerun to resume)."""
+    retry_for: float = 300.0
+    """Seconds one call keeps retrying transient failures (network down, storage or API
+    service unavailable, throttled), from its first failure: the outage an upload rides
+    out by itself. Whichever of this and ``max_attempts`` runs out first ends the retries."""
     deadline: float | None = None
     """Seconds the whole upload may take before it stops (resumable); ``None`` for no limit."""
     backoff_base: float = 0.25
@@ -68,7 +74,8 @@ class UploadConfig:
         def __init__(self, *, part_size: int | str = ..., concurrency: int = ...,
                      checksum: ChecksumName = ..., content_md5: bool = ...,
                      bwlimit: int | str | None = ...,
-                     max_attempts: int = ..., deadline: float | None = ...,
+                     max_attempts: int = ..., retry_for: float = ...,
+                     deadline: float | None = ...,
                      backoff_base: float = ..., backoff_max: float = ...,
                      connect_timeout: float = ..., read_timeout: float = ...,
                      url_expiry: int = ..., on_upload_gone: OnUploadGone = ...,
@@ -107,6 +114,8 @@ class UploadConfig:
                               parameter="bwlimit")
         if self.max_attempts < 1:
             raise ConfigError("max_attempts must be at least 1", parameter="max_attempts")
+        if self.retry_for < 0:
+            raise ConfigError("retry_for must be 0 or more seconds", parameter="retry_for")
         if self.on_upload_gone not in ("restart", "fail"):
             raise ConfigError("on_upload_gone must be 'restart' or 'fail'",
                               parameter="on_upload_gone")
@@ -116,6 +125,11 @@ class UploadConfig:
         if not 1 <= self.url_expiry <= 7 * 86400:
             raise ConfigError("url_expiry must be between 1 second and 7 days",
                               parameter="url_expiry")
+
+    def retry_budget(self) -> RetryBudget:
+        """A fresh budget for one call's retries."""
+        return RetryBudget(max_attempts=self.max_attempts, retry_for=self.retry_for,
+                           base=self.backoff_base, cap=self.backoff_max)
 
     @classmethod
     def from_options(cls, **options: object) -> UploadConfig:

@@ -18,15 +18,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Literal, cast
+from typing import Literal
 
 from . import _events as ev
+from ._calls import retrying
 from ._checksum import additional_checksum, checksum_algorithm, composite_etag, full_object_checksum
 from ._config import UploadConfig
 from ._control import (
     ControlPlane,
     ObjectInfo,
-    ObjectSigner,
     PartToSign,
     SignedPart,
     UploadedPart,
@@ -99,19 +99,26 @@ class Uploader:
                  state: StateStore | None = None, sender: PartSender | None = None,
                  metadata: dict[str, str] | None = None,
                  snapshot: PrefixSnapshot | None = None) -> None:
-        self.source = open_source(source)
+        # Everything that can be refused is checked before anything is opened.
         self.destination = (destination if isinstance(destination, Destination)
                             else Destination.parse(destination))
-        self.control = control
         self.config = config or UploadConfig()
+        self.control = control
         self.state = state or StateStore()
         self.metadata = metadata or {}
         self._snapshot = snapshot
-        # An injected sender may serve other uploads too: only one made here is closed here.
-        self._own_sender = sender is None
-        self._sender = sender or new_sender(self.config)
         self._subscribers = ev.Subscribers()
         self._flow = Flow()
+        # Every call to storage or the API service rides out outages under the budget.
+        self._control = retrying(control, self.config, flow=self._flow,
+                                 subscribers=self._subscribers)
+        # Only what is opened here is closed here: a Source or a sender passed in belongs
+        # to the caller (a sender may serve other uploads too).
+        self._own_source = isinstance(source, str | os.PathLike)
+        self.source = open_source(source)
+        self._own_sender = sender is None
+        self._sender = sender or new_sender(self.config)
+        self._closed = False
 
     # ------------------------------------------------------------------ control surface
     def subscribe(self, callback: ev.Subscriber) -> Callable[[], None]:
@@ -138,38 +145,49 @@ class Uploader:
         started = time.monotonic()
         try:
             return self._run(started)
+        except Stopped as stop:
+            # A wait between attempts of a control call not covered above was cut short.
+            error: StreamifyError = TransferError(
+                f"upload of {self.source.name} to {self.destination} stopped ({stop}) while "
+                "waiting for storage to answer; rerun to resume")
+            self._subscribers.emit(ev.Failed(error))
+            raise error from None
         except StreamifyError as exc:
             self._subscribers.emit(ev.Failed(exc))
             raise
 
     def _run(self, started: float) -> UploadResult:
-        state = self.state.load(self.control.endpoint, self.destination)
+        state = self.state.load(self._control.endpoint, self.destination)
         fingerprint = self._fingerprint(state)
         if not self._one_put(fingerprint.size):
             # An upload that can outlive this process needs its state; one PUT does not.
             self.state.ensure_writable()
-        facts = self._gather(fingerprint, state)
+        try:
+            facts = self._gather(fingerprint, state)
+        except Stopped as stop:
+            return self._stopped(stop, None, fingerprint.size, 0, started)
         open_id = facts.upload_id if facts.listed is not None else None
         if self._flow.cancelled:
             self._cancelled(open_id)
         try:
             decision = self._decide(facts)
-        except Stopped:
-            if self._flow.cancelled:
-                self._cancelled(open_id)
-            self._subscribers.emit(ev.Paused(0, fingerprint.size))
-            plan = plan_parts(fingerprint.size, self.config.part_size)
-            return self._result("paused", open_id or "", plan, 0, 0, started)
+        except Stopped as stop:
+            # Said as what S3 holds, so a progress bar does not jump back to zero.
+            held = sum(part.size for part in facts.listed or ())
+            return self._stopped(stop, open_id, fingerprint.size, held, started)
         if isinstance(decision, Refuse):
             if isinstance(decision.error, UploadGoneError):
-                self.state.remove(self.control.endpoint, self.destination)
+                self.state.remove(self._control.endpoint, self.destination)
             raise decision.error
         if isinstance(decision, AlreadyComplete):
             return self._already_complete(decision, started)
         if isinstance(decision, Create) and self._one_put(fingerprint.size):
             return self._put_whole(decision, facts, started)
         if isinstance(decision, Create):
-            upload_id = self._create(decision, fingerprint)
+            try:
+                upload_id = self._create(decision, fingerprint)
+            except Stopped as stop:
+                return self._stopped(stop, None, fingerprint.size, 0, started)
             resume = Resume(upload_id=upload_id, plan=decision.plan, checksum=decision.checksum,
                             keep={}, mismatched=(), unverifiable=(), found_by="state",
                             save_state=False, etags_are_md5s=True)
@@ -177,9 +195,22 @@ class Uploader:
         self._prepare_resume(decision, fingerprint)
         return self._send(decision, decision.found_by, False, fingerprint, started)
 
+    def _stopped(self, stop: Stopped, upload_id: str | None, size: int, held: int,
+                 started: float) -> UploadResult:
+        """End a run that a cancel, a pause or the deadline stopped before its parts were
+        sent; ``held`` is the bytes S3 holds for it."""
+        if self._flow.cancelled:
+            self._cancelled(upload_id)
+        if str(stop) == "deadline":
+            raise TransferError(f"upload of {self.source.name} to {self.destination} stopped "
+                                "at its deadline before its parts were sent; rerun to resume")
+        self._subscribers.emit(ev.Paused(held, size))
+        plan = plan_parts(size, self.config.part_size)
+        return self._result("paused", upload_id or "", plan, 0, 0, started)
+
     def _one_put(self, size: int) -> bool:
         """Whether a source of ``size`` goes as one ``PutObject`` (it fits in one part)."""
-        return size <= self.config.part_size and isinstance(self.control, ObjectSigner)
+        return size <= self.config.part_size and self._control.signs_objects
 
     def _fingerprint(self, state: ResumeState | None) -> Fingerprint:
         """What identifies the source. A local file that goes as one PUT, with no resume
@@ -202,7 +233,7 @@ class Uploader:
         """Send a source that fits in one part as one PUT: no multipart upload to create,
         complete or resume (a rerun sends it again, at most one part size)."""
         size, emit = facts.fingerprint.size, self._subscribers.emit
-        plan, signer = decision.plan, cast(ObjectSigner, self.control)
+        plan, signer = decision.plan, self._control
         emit(ev.Started(self.destination, "", size, plan.count, plan.part_size))
         emit(ev.Progress(0, size))
         body = self.source.read(0, size)
@@ -219,7 +250,7 @@ class Uploader:
 
         tally = Tally(self._subscribers, done=0, total=size)
         sending = PartSending(
-            control=self.control, destination=self.destination, upload_id="",
+            control=self._control, destination=self.destination, upload_id="",
             sender=self._sender, config=self.config, checksum=decision.checksum,
             flow=self._flow, subscribers=self._subscribers, tally=tally,
             source_name=self.source.name, sign=sign)
@@ -235,7 +266,7 @@ class Uploader:
             return self._result("paused", "", plan, 0, 0, started)
         etag = part.etag
         if not etag:  # a store that answered no ETag: read it back, and the size with it
-            info = self.control.head(self.destination)
+            info = self._control.head(self.destination)
             if info is None or info.size != size:
                 raise IntegrityError(
                     f"{self.destination} was written from {self.source.name} but reads back "
@@ -243,7 +274,7 @@ class Uploader:
                     "bytes: upload it again")
             etag = info.etag
         if facts.state is not None:
-            self.state.remove(self.control.endpoint, self.destination)
+            self.state.remove(self._control.endpoint, self.destination)
         if decision.replaces is not None:
             emit(ev.Restarted(decision.replaces, "the upload was aborted or expired"))
         emit(ev.Completed(self.destination, size, etag))
@@ -261,7 +292,7 @@ class Uploader:
         emit(ev.Progress(present_bytes, plan.size))
         tally = Tally(self._subscribers, done=present_bytes, total=plan.size)
         sending = PartSending(
-            control=self.control, destination=self.destination, upload_id=upload_id,
+            control=self._control, destination=self.destination, upload_id=upload_id,
             sender=self._sender, config=self.config, checksum=decision.checksum, flow=self._flow,
             subscribers=self._subscribers, tally=tally, source_name=self.source.name)
         todo = [part for part in plan if part.number not in present]
@@ -282,10 +313,22 @@ class Uploader:
                 f"{self.source.name} changed while it was being uploaded; upload {upload_id} "
                 f"to {self.destination} was left open: restore the file and rerun, or run "
                 f"`streamify abort {self.destination}` and upload again")
-        info = complete_upload(self.control, self.destination, upload_id, plan.size,
-                               [parts[n] for n in range(1, plan.count + 1)], self.source.name,
-                               etags_are_md5s=decision.etags_are_md5s and not sending.opaque_etags)
-        self.state.remove(self.control.endpoint, self.destination)
+        try:
+            info = complete_upload(
+                self._control, self.destination, upload_id, plan.size,
+                [parts[n] for n in range(1, plan.count + 1)], self.source.name,
+                etags_are_md5s=decision.etags_are_md5s and not sending.opaque_etags)
+        except Stopped as stop:
+            if self._flow.cancelled:
+                self._cancelled(upload_id)
+            if str(stop) == "deadline":
+                raise TransferError(
+                    f"upload of {self.source.name} to {self.destination} stopped at its "
+                    f"deadline with every part sent but not completed; rerun to complete "
+                    f"upload {upload_id}") from None
+            emit(ev.Paused(tally.done, plan.size))
+            return result("paused")
+        self.state.remove(self._control.endpoint, self.destination)
         emit(ev.Completed(self.destination, info.size, info.etag))
         return result("completed", etag=info.etag)
 
@@ -308,19 +351,19 @@ class Uploader:
                             fingerprint=fingerprint, config=self.config, state=state)
         if facts.state is not None:
             try:
-                listed = self.control.list_parts(self.destination, facts.state.upload_id)
+                listed = self._control.list_parts(self.destination, facts.state.upload_id)
             except UploadGoneError:
                 return replace(facts, upload_id=facts.state.upload_id,
-                               existing=self.control.head(self.destination))
+                               existing=self._control.head(self.destination))
             return replace(facts, upload_id=facts.state.upload_id, listed=listed)
         if not self._one_put(fingerprint.size):
             # Sent as one PUT, a source never has a multipart upload of its own to resume
             # (one left by another kind of run is `streamify gc`'s to clear).
-            for upload in reversed(self.control.list_uploads(self.destination)):
+            for upload in reversed(self._control.list_uploads(self.destination)):
                 if upload.destination.key != self.destination.key:
                     continue
                 try:
-                    listed = self.control.list_parts(self.destination, upload.upload_id)
+                    listed = self._control.list_parts(self.destination, upload.upload_id)
                 except UploadGoneError:
                     continue
                 return replace(facts, upload_id=upload.upload_id, listed=listed)
@@ -335,7 +378,7 @@ class Uploader:
         if (snapshot is not None and self.config.if_exists == "skip_identical"
                 and snapshot.covers(self.destination)):
             return snapshot.get(self.destination)
-        return self.control.head(self.destination)
+        return self._control.head(self.destination)
 
     def _decide(self, facts: ResumeFacts) -> Create | Resume | AlreadyComplete | Refuse:
         """Call the pure decision, hashing the source ranges it asks for (``Verifying``)."""
@@ -384,7 +427,7 @@ class Uploader:
     def _already_complete(self, done: AlreadyComplete, started: float) -> UploadResult:
         emit = self._subscribers.emit
         if done.upload_id is not None:
-            self.state.remove(self.control.endpoint, self.destination)
+            self.state.remove(self._control.endpoint, self.destination)
             emit(ev.Resumed(done.upload_id, done.plan.size, done.plan.count, "state"))
         emit(ev.Progress(done.plan.size, done.plan.size))
         emit(ev.Completed(self.destination, done.info.size, done.info.etag))
@@ -394,13 +437,14 @@ class Uploader:
 
     def _state_for(self, upload_id: str, plan: PartPlan, checksum: str,
                    fingerprint: Fingerprint) -> ResumeState:
-        return ResumeState(endpoint=self.control.endpoint, destination=self.destination,
+        return ResumeState(endpoint=self._control.endpoint, destination=self.destination,
                            upload_id=upload_id, part_size=plan.part_size,
                            source=self.source.name, fingerprint=fingerprint,
-                           checksum=checksum, api_url=getattr(self.control, "api_url", None))
+                           checksum=checksum, api_url=getattr(self._control, "api_url", None),
+                           principal=getattr(self._control, "principal", ""))
 
     def _create(self, decision: Create, fingerprint: Fingerprint) -> str:
-        upload_id = self.control.create_upload(
+        upload_id = self._control.create_upload(
             self.destination, content_type=self.config.content_type, metadata=self.metadata,
             checksum=decision.checksum, size=fingerprint.size)
         try:
@@ -409,7 +453,7 @@ class Uploader:
         except StreamifyError:
             # Without a state the upload could still be found by listing, but an upload we
             # cannot track is one we should not leave behind.
-            self.control.abort(self.destination, upload_id)
+            self._control.abort(self.destination, upload_id)
             raise
         if decision.replaces is not None:
             self._subscribers.emit(ev.Restarted(decision.replaces,
@@ -419,17 +463,21 @@ class Uploader:
     # ------------------------------------------------------------------ the end
     def _cancelled(self, upload_id: str | None) -> None:
         if upload_id is not None:
-            self.control.abort(self.destination, upload_id)
-        self.state.remove(self.control.endpoint, self.destination)
+            self._control.abort(self.destination, upload_id)
+        self.state.remove(self._control.endpoint, self.destination)
         raise UploadCancelledError(f"upload of {self.source.name} to {self.destination} "
                                    "was cancelled and its multipart upload aborted")
 
     def close(self) -> None:
-        """Release the source and the data-path connections this uploader made (not an
-        injected ``sender``, which may serve other uploads, nor the control plane)."""
+        """Release the source and the data-path connections this uploader opened (not a
+        ``Source`` or ``sender`` passed in, nor the control plane). Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
         if self._own_sender:
             self._sender.close()
-        self.source.close()
+        if self._own_source:
+            self.source.close()
 
     def __enter__(self) -> Uploader:
         return self

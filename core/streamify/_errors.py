@@ -10,7 +10,8 @@ The tree::
     ├── DestinationError            bad ``s3://`` URL, missing bucket
     │   └── DestinationExistsError  another object is there and the config says refuse it
     ├── AccessDeniedError           wrong credentials or not allowed
-    ├── EndpointError               the storage or API service cannot be reached
+    ├── EndpointError               the storage or API service cannot be reached (``transient``:
+    │                               worth retrying; retried within the budget before it is raised)
     ├── UploadGoneError             the multipart upload was aborted or expired behind our back
     ├── TransferError               a part could not be sent within the retry budget
     ├── IntegrityError              the assembled object does not match the source
@@ -92,9 +93,24 @@ class AccessDeniedError(StreamifyError):
 
 
 class EndpointError(StreamifyError):
-    """The S3 endpoint or API service cannot be reached."""
+    """The S3 endpoint or API service cannot be reached, or answered that it cannot serve
+    the request now (5xx, 429), and kept doing so for the whole retry budget.
+
+    ``transient`` says whether trying again later may help (a refused connection, a 503)
+    or not (a certificate that does not verify, 501); ``status`` is the HTTP status the
+    server answered (0: no answer); ``retry_after`` is its ``Retry-After`` in seconds;
+    ``connected`` is False when no connection was made, so the request surely never
+    arrived."""
 
     exit_code = 7
+
+    def __init__(self, message: str, *, transient: bool = False, status: int = 0,
+                 retry_after: float | None = None, connected: bool = True) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.status = status
+        self.retry_after = retry_after
+        self.connected = connected
 
 
 class UploadGoneError(StreamifyError):

@@ -82,9 +82,17 @@ class PartDone:
 @dataclass(frozen=True)
 class Retrying:
     number: int
+    """The part being retried; 0 for a control call (``call`` says which)."""
     attempt: int
     delay: float
     reason: str
+    call: str = ""
+    """The control call being retried ("completing upload to s3://b/k"), for number 0."""
+
+    @property
+    def what(self) -> str:
+        """What is retried, in words: "part 3" or the control call."""
+        return f"part {self.number}" if self.number else self.call
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from ._errors import (
     StreamifyError,
     UploadGoneError,
 )
+from ._retry import DENIED_CODES, Action, classify_network, classify_status, parse_retry_after
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -36,17 +37,18 @@ __all__ = ["S3ControlPlane", "s3_client", "translate_s3_error"]
 
 _CHECKSUM_PARAM = {"crc32": "ChecksumCRC32", "sha1": "ChecksumSHA1", "sha256": "ChecksumSHA256",
                    "crc64nvme": "ChecksumCRC64NVME"}
-_GONE_CODES = {"NoSuchUpload"}
-_DENIED_CODES = {
-    "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
-    "ExpiredToken", "AllAccessDisabled", "403",
-}
+# No connection was made: the request surely never arrived.
+_NOT_CONNECTED = (botocore.exceptions.EndpointConnectionError,
+                  botocore.exceptions.ConnectTimeoutError)
+_NETWORK = (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionError,
+            botocore.exceptions.ReadTimeoutError, botocore.exceptions.HTTPClientError)
 
 
 def s3_client(*, endpoint_url: str | None = None, region: str | None = None,
               max_pool_connections: int = 16, session: boto3.Session | None = None,
               client_kwargs: Mapping[str, Any] | None = None) -> S3Client:
-    """A boto3 S3 client configured for Streamify: SigV4, standard retries, no CRT checksums.
+    """A boto3 S3 client configured for Streamify: SigV4, one attempt per call (Streamify
+    retries, under the upload's budget), no CRT checksums.
 
     Checksums are left to Streamify (``request_checksum_calculation="when_required"``):
     botocore's default aws-chunked trailing checksums are rejected by some S3 servers.
@@ -55,7 +57,7 @@ def s3_client(*, endpoint_url: str | None = None, region: str | None = None,
     """
     config = Config(
         signature_version="s3v4",
-        retries={"mode": "standard", "max_attempts": 4},
+        retries={"mode": "standard", "max_attempts": 1},
         max_pool_connections=max_pool_connections,
         connect_timeout=10,
         read_timeout=120,
@@ -72,31 +74,57 @@ def s3_client(*, endpoint_url: str | None = None, region: str | None = None,
 
 
 def translate_s3_error(exc: Exception, doing: str, destination: Destination) -> StreamifyError:
-    """Turn a botocore error into the Streamify error a user can act on."""
-    where = destination.url
+    """Turn a botocore error into the Streamify error a user can act on, classified by
+    ``_retry``: what is worth retrying comes back as a transient ``EndpointError``."""
+    where = f"{doing} {destination.url}"
     if isinstance(exc, botocore.exceptions.ClientError):
         error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        message = str(error.get("Message", "")) or code
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-        if code in _GONE_CODES:
-            return UploadGoneError(f"{doing} {where}: the multipart upload no longer exists "
-                                   "(aborted or expired)")
+        meta = exc.response.get("ResponseMetadata", {})
+        status = int(meta.get("HTTPStatusCode") or 0)
+        code = str(error.get("Code") or "")
+        message = str(error.get("Message") or code or f"HTTP {status}")
+        action = classify_status(status, code)
         if code == "NoSuchBucket":
-            return DestinationError(f"{doing} {where}: bucket {destination.bucket!r} does not "
-                                    "exist; create it or check the name and --endpoint-url")
-        if code in _DENIED_CODES or status == 403:
-            return AccessDeniedError(f"{doing} {where}: access denied ({message}); check the "
-                                     "credentials (AWS_ACCESS_KEY_ID, profile) and permissions")
-        return StreamifyError(f"{doing} {where}: S3 said {code or status}: {message}")
+            return DestinationError(f"{where}: bucket {destination.bucket!r} does not exist; "
+                                    "create it (streamify setup-bucket --create) or check the "
+                                    "name and --endpoint-url")
+        if action is Action.UPLOAD_GONE:
+            return UploadGoneError(f"{where}: the multipart upload no longer exists "
+                                   "(aborted or expired)")
+        if code == "RequestTimeTooSkewed":
+            return AccessDeniedError(f"{where}: storage refused the request because this "
+                                     "machine's clock differs from its own by more than 15 "
+                                     "minutes; set the clock right (NTP) and rerun")
+        if action is Action.RETRY:
+            retry_after = parse_retry_after(meta.get("HTTPHeaders", {}).get("retry-after"))
+            return EndpointError(f"{where}: S3 is unavailable or busy ({status} {code}: "
+                                 f"{message}); rerun the same command to resume",
+                                 transient=True, status=status, retry_after=retry_after)
+        if code in DENIED_CODES or status == 403:
+            return AccessDeniedError(f"{where}: access denied ({message}); check the "
+                                     "credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+                                     "profile) and their permissions")
+        if status == 501:
+            return EndpointError(f"{where}: the S3 server does not implement this request "
+                                 f"({message}); check --endpoint-url points at an S3 service",
+                                 status=status)
+        return StreamifyError(f"{where}: S3 said {code or status}: {message}")
     if isinstance(exc, botocore.exceptions.NoCredentialsError):
-        return AccessDeniedError(f"{doing} {where}: no AWS credentials found; set "
+        return AccessDeniedError(f"{where}: no AWS credentials found; set "
                                  "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile")
-    if isinstance(exc, botocore.exceptions.EndpointConnectionError |
-                  botocore.exceptions.ConnectionError | botocore.exceptions.ReadTimeoutError):
-        return EndpointError(f"{doing} {where}: cannot reach S3 ({exc}); check --endpoint-url "
-                             "and the network, then rerun the same command")
-    return StreamifyError(f"{doing} {where}: {exc}")
+    if isinstance(exc, botocore.exceptions.ParamValidationError) and "bucket name" in str(exc):
+        return DestinationError(f"{where}: {destination.bucket!r} is not a valid bucket name: "
+                                "S3 bucket names are 3 to 63 lowercase letters, digits, dots "
+                                "and hyphens")
+    if isinstance(exc, _NETWORK):
+        if classify_network(exc) is Action.FATAL:
+            return EndpointError(f"{where}: the TLS certificate of {exc} does not verify; "
+                                 "check --endpoint-url, or name the right CA bundle "
+                                 "(AWS_CA_BUNDLE)")
+        return EndpointError(f"{where}: cannot reach S3 ({exc}); check --endpoint-url and "
+                             "the network, then rerun the same command to resume",
+                             transient=True, connected=not isinstance(exc, _NOT_CONNECTED))
+    return StreamifyError(f"{where}: {exc}")
 
 
 class S3ControlPlane:
@@ -134,6 +162,13 @@ class S3ControlPlane:
     @property
     def endpoint(self) -> str:
         return self._endpoint_url or self.client.meta.endpoint_url
+
+    @property
+    def principal(self) -> str:
+        """Who signs the requests: ``aws:`` and the access key id ("" if none is found)."""
+        credentials = self.client._get_credentials()  # type: ignore[attr-defined]
+        key = getattr(credentials, "access_key", None) if credentials else None
+        return f"aws:{key}" if key else ""
 
     @contextlib.contextmanager
     def _errors(self, doing: str, destination: Destination) -> Iterator[None]:
@@ -193,17 +228,11 @@ class S3ControlPlane:
         marker = 0
         with self._errors("listing parts of", destination):
             while True:
-                try:
-                    page = self.client.list_parts(
-                        Bucket=destination.bucket, Key=destination.key, UploadId=upload_id,
-                        PartNumberMarker=marker)
-                except botocore.exceptions.ClientError as exc:
-                    # Ceph radosgw answers NoSuchKey for a gone upload.
-                    if exc.response.get("Error", {}).get("Code") == "NoSuchKey":
-                        raise UploadGoneError(
-                            f"listing parts of {destination}: the multipart upload "
-                            f"{upload_id} no longer exists (aborted or expired)") from exc
-                    raise
+                # Ceph radosgw answers NoSuchKey for a gone upload: `_retry` reads both
+                # as the upload gone.
+                page = self.client.list_parts(
+                    Bucket=destination.bucket, Key=destination.key, UploadId=upload_id,
+                    PartNumberMarker=marker)
                 for item in page.get("Parts", []):
                     checksum = next((item[k] for k in _CHECKSUM_PARAM.values()  # type: ignore[literal-required]
                                      if k in item), None)

@@ -22,14 +22,25 @@ from ._checksum import additional_checksum, md5_base64, md5_hex_from_base64
 from ._config import UploadConfig
 from ._control import ControlPlane, PartToSign, SignedPart, UploadedPart
 from ._destination import Destination
-from ._errors import AccessDeniedError, DestinationError, TransferError, UploadGoneError
+from ._errors import (
+    AccessDeniedError,
+    DestinationError,
+    EndpointError,
+    StreamifyError,
+    TransferError,
+    UploadGoneError,
+)
 from ._plan import Part
-from ._retry import Action, PartRejected, backoff_delay, classify_status
+from ._retry import DENIED_CODES, Action, PartRejected, classify_network, classify_status
 from ._signing import BatchSigner
 from ._throttle import Throttle
 from ._transport import PartSender
 
 __all__ = ["Flow", "PartSending", "Stopped", "Tally", "new_sender", "send_all"]
+
+# No connection was made: the PUT surely never arrived.
+_NOT_CONNECTED = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError,
+                  ConnectionRefusedError)
 
 
 class Stopped(Exception):
@@ -132,6 +143,7 @@ class PartSending:
         # An upload started without an additional checksum has only Content-MD5 to check
         # its parts by, whatever the config says now.
         self._md5 = config.content_md5 or checksum == "none"
+        self._reached = False
         self.opaque_etags = False
         """Whether a part's ETag is not known to be its MD5 (storage answered another
         value, or the part went without Content-MD5)."""
@@ -141,8 +153,11 @@ class PartSending:
             linger=control.sign_linger if sign is None else 0.0, max_batch=config.concurrency)
 
     def send(self, number: int, read: Callable[[], bytes]) -> UploadedPart:
-        """Send part ``number`` whose body ``read()`` returns (called again on each retry)."""
-        attempt = 0
+        """Send part ``number`` whose body ``read()`` returns (called again on each retry).
+
+        Failures are classified by ``_retry`` and retried under the upload's budget
+        (``UploadConfig.retry_budget``); a rejected URL is signed again at once."""
+        budget = self._config.retry_budget()
         resigned = False
         where = f"part {number} of {self._source_name} to {self.destination}"
         while True:
@@ -150,17 +165,21 @@ class PartSending:
             body = read()
             md5 = md5_base64(body) if self._md5 else None
             checksum = additional_checksum(self._checksum, body)
+            connected = True
             try:
                 signed = self._signer.sign(PartToSign(number, len(body), md5, checksum))
                 on_progress = functools.partial(self._tally.add, number)
                 etag = self._sender.put(signed, body, on_progress)
             except PartRejected as exc:
+                self._reached = True
                 action = classify_status(exc.status, exc.code)
                 reason, retry_after, code = str(exc), exc.retry_after, exc.code
             except (urllib3.exceptions.HTTPError, OSError) as exc:
-                action, reason, retry_after = Action.RETRY, f"{type(exc).__name__}: {exc}", None
+                action, reason, retry_after = classify_network(exc), _network_reason(exc), None
                 code = ""
+                connected = not isinstance(exc, _NOT_CONNECTED)
             else:
+                self._reached = True
                 # Storage checked the body against the Content-MD5 the PUT carried, so an
                 # ETag that differs is not an MD5 (SSE-KMS, SSE-C): keep it, do not resend.
                 # Without Content-MD5 nothing tells what the ETag is.
@@ -172,33 +191,52 @@ class PartSending:
                 return UploadedPart(number, etag or md5_hex or "", len(body), checksum)
             del body
             self._tally.take_back(number)
-            attempt += 1
             if action is Action.UPLOAD_GONE:
                 raise UploadGoneError(f"{where}: the multipart upload no longer exists "
                                       "(aborted or expired); rerun to start again")
-            if action is Action.FATAL and code == "NoSuchBucket":
-                raise DestinationError(
-                    f"{where}: bucket {self.destination.bucket!r} does not exist; create it "
-                    "or check the name and --endpoint-url")
             if action is Action.FATAL:
-                raise TransferError(f"{where}: storage refused it: {reason}")
-            if action is Action.RESIGN:
-                if resigned:
-                    # A freshly signed URL cannot have expired: this refusal is for good.
-                    raise AccessDeniedError(
-                        f"{where}: storage refused a freshly signed URL too ({reason}); check "
-                        "the credentials and their permissions (bucket policy, KMS key)")
+                raise _fatal(where, code, reason, self.destination)
+            if action is Action.RESIGN and not resigned:
                 resigned = True
-            else:
-                resigned = False
-            if attempt >= self._config.max_attempts:
-                raise TransferError(f"{where}: failed {attempt} times, last: {reason}; "
+                self._subscribers.emit(ev.Retrying(number, budget.attempts + 1, 0.0,
+                                                   f"{action.value}: {reason}"))
+                continue
+            if action is Action.RESIGN:
+                # A freshly signed URL cannot have expired: this refusal is for good.
+                raise AccessDeniedError(
+                    f"{where}: storage refused a freshly signed URL too ({reason}); check "
+                    "the credentials and their permissions (bucket policy, KMS key)")
+            resigned = False
+            delay = budget.next_delay(time.monotonic(), retry_after=retry_after,
+                                      connected=connected, reached=self._reached)
+            if delay is None:
+                raise TransferError(f"{where}: failed {budget.attempts} times, last: {reason}; "
                                     "rerun the same command to resume")
-            delay = (0.0 if action is Action.RESIGN else backoff_delay(
-                attempt, base=self._config.backoff_base, cap=self._config.backoff_max,
-                retry_after=retry_after))
-            self._subscribers.emit(ev.Retrying(number, attempt, delay, f"{action.value}: {reason}"))
+            self._subscribers.emit(ev.Retrying(number, budget.attempts, delay,
+                                               f"{action.value}: {reason}"))
             self._flow.sleep(delay)
+
+
+def _fatal(where: str, code: str, reason: str, destination: Destination) -> StreamifyError:
+    """The error for a part PUT that no retry can help."""
+    if code == "NoSuchBucket":
+        return DestinationError(f"{where}: bucket {destination.bucket!r} does not exist; "
+                                "create it or check the name and --endpoint-url")
+    if code == "RequestTimeTooSkewed":
+        return AccessDeniedError(f"{where}: storage refused the request because this "
+                                 "machine's clock differs from its own by more than 15 "
+                                 "minutes; set the clock right (NTP) and rerun")
+    if code in DENIED_CODES:
+        return AccessDeniedError(f"{where}: storage refused it ({reason}); check the "
+                                 "credentials and their permissions")
+    if "CERTIFICATE_VERIFY_FAILED" in reason or "certificate verify failed" in reason:
+        return EndpointError(f"{where}: the storage's TLS certificate does not verify "
+                             f"({reason}); check the endpoint and the CA bundle")
+    return TransferError(f"{where}: storage refused it: {reason}")
+
+
+def _network_reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def send_all(sending: PartSending, todo: list[Part], read: Callable[[Part], bytes], *,

@@ -20,41 +20,59 @@ __all__ = ["BatchSigner"]
 
 
 class BatchSigner:
+    """Signs parts for many worker threads, grouping their requests into batch calls.
+
+    No thread of its own: the worker that finds no call in flight leads, signs one batch
+    (its own part and whoever waits beside it), then hands the lead to a worker still
+    waiting, if any.
+    """
+
     def __init__(self, sign: Callable[[Sequence[PartToSign]], list[SignedPart]], *,
                  linger: float, max_batch: int = 100) -> None:
         self._sign = sign
         self._linger = linger
         self._max_batch = max_batch
         self._lock = threading.Lock()
-        self._arrived = threading.Condition(self._lock)
+        self._changed = threading.Condition(self._lock)
         self._pending: list[tuple[PartToSign, Future[SignedPart]]] = []
-        self._leader = False
+        self._leading = False
         self.calls = 0
 
     def sign(self, part: PartToSign) -> SignedPart:
         if self._linger <= 0:
-            self.calls += 1
+            with self._lock:
+                self.calls += 1
             return _matched([part], self._sign([part]))[0]
         future: Future[SignedPart] = Future()
         with self._lock:
             self._pending.append((part, future))
-            self._arrived.notify_all()
-            lead = not self._leader
-            if lead:
-                self._leader = True
-        if lead:
-            self._lead()
-        return future.result()
+            self._changed.notify_all()
+        while True:
+            with self._lock:
+                self._changed.wait_for(lambda: future.done() or not self._leading)
+                if future.done():
+                    return future.result()
+                self._leading = True
+                batch = self._next_batch()
+            try:
+                self._sign_batch(batch)
+            finally:
+                with self._lock:
+                    self._leading = False
+                    self._changed.notify_all()
 
-    def _lead(self) -> None:
-        """Sign one batch; whoever arrived meanwhile gets the next leader."""
-        with self._lock:
-            if self.calls == 0:  # the first parts of every worker come together
-                self._arrived.wait_for(lambda: len(self._pending) >= self._max_batch,
-                                       timeout=self._linger)
-            batch = self._pending[: self._max_batch]
-            self._pending = self._pending[self._max_batch :]
-            self.calls += 1
+    def _next_batch(self) -> list[tuple[PartToSign, Future[SignedPart]]]:
+        """Take the next batch (called with the lock held). The very first call lingers:
+        every worker reaches its first part at once."""
+        if self.calls == 0:
+            self._changed.wait_for(lambda: len(self._pending) >= self._max_batch,
+                                   timeout=self._linger)
+        batch = self._pending[: self._max_batch]
+        self._pending = self._pending[self._max_batch :]
+        self.calls += 1
+        return batch
+
+    def _sign_batch(self, batch: list[tuple[PartToSign, Future[SignedPart]]]) -> None:
         try:
             signed = _matched([part for part, _ in batch],
                               self._sign([part for part, _ in batch]))
@@ -65,13 +83,6 @@ class BatchSigner:
         else:
             for (_, future), url in zip(batch, signed, strict=True):
                 future.set_result(url)
-        finally:
-            with self._lock:
-                # Those who arrived during the call need a leader (this thread goes on
-                # to send its own part).
-                self._leader = bool(self._pending)
-                if self._leader:
-                    threading.Thread(target=self._lead, daemon=True).start()
 
 
 def _matched(parts: Sequence[PartToSign], signed: list[SignedPart]) -> list[SignedPart]:

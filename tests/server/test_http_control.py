@@ -152,7 +152,7 @@ def test_errors_become_the_core_errors(api: Api) -> None:
     with pytest.raises(UploadGoneError, match="no longer exists"):
         plane.list_parts(mine, "no-such-upload")
     with pytest.raises(EndpointError, match="cannot reach the API service"):
-        HttpControlPlane(f"http://127.0.0.1:{free_port()}", token="t", retries=0).head(mine)
+        HttpControlPlane(f"http://127.0.0.1:{free_port()}", token="t").head(mine)
     assert plane.head(mine) is None
     assert plane.endpoint == api.url and TOKENS["alice"] not in repr(plane)
     assert api.bucket.open_uploads() == []
