@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import io
 import os
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from glob import has_magic
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import fsspec
@@ -495,6 +495,20 @@ class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
         if self._s3 is not None:
             self._s3.invalidate_cache(None if path is None else self._strip_protocol(path))
 
+    def open(self, path: str, mode: str = "rb", block_size: int | None = None,
+             cache_options: dict[str, Any] | None = None, compression: str | None = None,
+             **kwargs: Any) -> Any:
+        """As in every fsspec filesystem; text opened with ``"w"`` aborts like the binary
+        file when its ``with`` block ends by an exception."""
+        if "b" in mode or compression is not None or mode.replace("t", "") not in ("w", "x"):
+            return super().open(path, mode, block_size=block_size, cache_options=cache_options,
+                                compression=compression, **kwargs)
+        text_options = {name: kwargs.pop(name) for name in ("encoding", "errors", "newline")
+                        if name in kwargs}
+        binary = self.open(path, mode.replace("t", "") + "b", block_size=block_size,
+                           cache_options=cache_options, **kwargs)
+        return _StreamedText(binary, **text_options)
+
     def _open(self, path: str, mode: str = "rb", block_size: int | None = None,
               autocommit: bool = True, cache_options: dict[str, Any] | None = None,
               *, metadata: dict[str, str] | None = None, **kwargs: Any) -> Any:
@@ -530,10 +544,12 @@ class StreamedFile(io.RawIOBase):
     """A file open for writing on ``streamify://``: a :class:`StreamWriter` as a file.
 
     Bytes go out in parallel parts while the program writes (at most ``concurrency`` parts
-    in memory). ``close()`` completes and verifies the object, except while an exception
-    is on its way: leaving a ``with`` block by an exception, or a ``finally`` that closes
-    (fsspec's ``OpenFile``, pandas and others do), aborts the upload instead, so a
-    half-written object never appears. ``abort()`` does it explicitly. ``result`` is the
+    in memory). ``close()`` completes and verifies the object: closing keeps what was
+    written, as with any file, also from an ``except`` block or a ``finally``.
+    ``abort()`` discards it (the multipart upload is aborted, no object appears). Used as
+    the context manager, the file aborts when the ``with`` block ends by an exception, so
+    a half-written object never appears; ``fsspec.open(...)``'s context manager closes the
+    file without saying why, so there call ``abort()`` on errors. ``result`` is the
     completed upload.
     """
 
@@ -546,12 +562,16 @@ class StreamedFile(io.RawIOBase):
         self._written = written
         self._position = 0
 
+    @property
+    def name(self) -> str:
+        return f"streamify://{self.path}"
+
     def writable(self) -> bool:
         return True
 
     def write(self, data: Any) -> int:
         if self.closed:
-            raise ValueError(f"write to streamify://{self.path}, which is closed")
+            raise ValueError(f"write to {self.name}, which is closed")
         written = self.writer.write(data)
         self._position += written
         return written
@@ -560,26 +580,48 @@ class StreamedFile(io.RawIOBase):
         return self._position
 
     def close(self) -> None:
+        """Send the last part, complete and verify the object. Closing again does nothing."""
+        self._end(self.writer.close)
+
+    def abort(self) -> None:
+        """Discard what was written: abort the multipart upload, create no object."""
+        self._end(self.writer.abort)
+
+    def _end(self, end: Callable[[], UploadResult | None]) -> None:
         if self.closed:
             return
         try:
-            if sys.exception() is None:
-                self.result = self.writer.close()
-            else:
-                self.writer.abort()
+            self.result = end()
         finally:
             super().close()
             self._written(self.path)
 
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if error is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class _StreamedText(io.TextIOWrapper):
+    """Text on a :class:`StreamedFile` (``fs.open(path, "w")``): leaving a ``with`` block
+    by an exception aborts, as the binary file does; closing completes."""
+
+    def __init__(self, file: StreamedFile, **options: Any) -> None:
+        super().__init__(file, **options)
+        self._file = file
+
     def abort(self) -> None:
-        """Discard what was written: abort the multipart upload, create no object."""
-        if self.closed:
-            return
-        try:
-            self.writer.abort()
-        finally:
-            super().close()
-            self._written(self.path)
+        """Discard what was written, the text not yet encoded too."""
+        self._file.abort()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if error is None:
+            self.close()
+        else:
+            self.abort()
 
 
 class _CallbackProgress:

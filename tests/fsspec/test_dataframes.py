@@ -57,6 +57,27 @@ def test_pandas_csv_through_text_mode(bucket: Bucket, tmp_path: Path) -> None:
     assert bucket.read("tables/frames.csv").decode() == df.to_csv(index=False)
 
 
+@pytest.mark.parametrize("form", ["csv", "parquet"])
+def test_pandas_writes_from_an_except_handler_land(bucket: Bucket, tmp_path: Path,
+                                                   form: str) -> None:
+    df = frame(1000)
+    url = f"streamify://{bucket.name}/errors/report.{form}"
+    options = storage_options(bucket, tmp_path)
+
+    try:
+        raise KeyError("frame 12")  # the analysis failed: save what it had for a look
+    except KeyError:
+        if form == "csv":
+            df.to_csv(url, index=False, storage_options=options)
+        else:
+            df.to_parquet(url, storage_options=options)
+
+    back = (pd.read_csv(url, storage_options=options) if form == "csv"
+            else pd.read_parquet(url, storage_options=options))
+    pd.testing.assert_frame_equal(back, df)
+    assert bucket.open_uploads() == []
+
+
 def test_dask_writes_a_partitioned_dataset(bucket: Bucket, tmp_path: Path) -> None:
     dd = pytest.importorskip("dask.dataframe", reason="dask is not installed (dev extra)")
     df = frame(200_000)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import fsspec
@@ -74,10 +74,15 @@ def test_fsspec_open_writes_and_an_exception_in_the_block_leaves_nothing(
         out.write(b"x" * (6 * MiB))
     assert bucket.read("clip.bin") == b"x" * (6 * MiB)
 
+    # fsspec's OpenFile closes the file without telling it why: abort() discards.
     with (pytest.raises(RuntimeError, match="camera unplugged"),  # noqa: PT012
           fsspec.open(f"streamify://{bucket.name}/broken.bin", "wb", **options) as out):
-        out.write(b"y" * (6 * MiB))  # one part already sent
-        raise RuntimeError("camera unplugged")
+        try:
+            out.write(b"y" * (6 * MiB))  # one part already sent
+            raise RuntimeError("camera unplugged")
+        except RuntimeError:
+            out.abort()
+            raise
     assert not fs.exists(f"{bucket.name}/broken.bin")
     assert bucket.open_uploads() == []
 
@@ -92,20 +97,90 @@ def test_an_exception_in_a_with_block_on_fs_open_aborts(
     assert bucket.open_uploads() == []
 
 
-def test_closing_while_an_exception_propagates_aborts(
+def test_an_exception_in_a_text_mode_with_block_aborts(
         fs: StreamifyFileSystem, bucket: Bucket) -> None:
-    # What libraries do: close the handle in `finally`, whatever happened.
-    out = fs.open(f"{bucket.name}/broken.bin", "wb")
+    with (pytest.raises(KeyError),  # noqa: PT012
+          fs.open(f"{bucket.name}/broken.txt", "w", encoding="utf-8") as text):
+        text.write("x" * (6 * MiB))
+        text.flush()  # one part already sent
+        raise KeyError("row")
+    assert not fs.exists(f"{bucket.name}/broken.txt")
+    assert bucket.open_uploads() == []
+
+
+def _while_handling_an_error(write: Callable[[], object]) -> None:
+    """Run ``write`` inside an ``except`` block, where error-handling code writes reports."""
+    try:
+        raise KeyError("frame 12")  # a lookup that failed
+    except KeyError:
+        write()
+
+
+@pytest.mark.parametrize("how", ["open", "text", "pipe_file", "touch", "close"])
+def test_a_file_written_inside_an_except_handler_is_completed(
+        fs: StreamifyFileSystem, bucket: Bucket, how: str) -> None:
+    path = f"{bucket.name}/report.txt"
+    data = b"" if how == "touch" else os.urandom(6 * MiB + 7)
+
+    def write() -> None:
+        if how == "open":
+            with fs.open(path, "wb") as out:
+                out.write(data)
+        elif how == "text":
+            with fs.open(path, "w", encoding="latin-1", newline="") as text:
+                text.write(data.decode("latin-1"))
+        elif how == "pipe_file":
+            fs.pipe_file(path, data)
+        elif how == "touch":
+            fs.touch(path)
+        else:
+            out = fs.open(path, "wb")
+            out.write(data)
+            out.close()
+            assert out.result is not None and out.result.size == len(data)
+
+    _while_handling_an_error(write)
+    assert bucket.read("report.txt") == data
+    assert bucket.open_uploads() == []
+
+
+def test_close_completes_even_while_an_exception_propagates(
+        fs: StreamifyFileSystem, bucket: Bucket) -> None:
+    # What libraries do: close the handle in `finally`, whatever happened. Closing a file
+    # means keeping what was written, as with a local file or s3fs.
+    out = fs.open(f"{bucket.name}/partial.bin", "wb")
+    data = os.urandom(6 * MiB)
     with pytest.raises(ValueError, match="bad row"):  # noqa: PT012
         try:
-            out.write(os.urandom(6 * MiB))
+            out.write(data)
             raise ValueError("bad row")
         finally:
             out.close()
     assert out.closed
-    assert out.result is None
-    assert not fs.exists(f"{bucket.name}/broken.bin")
+    assert out.result is not None and out.result.size == len(data)
+    assert bucket.read("partial.bin") == data
     assert bucket.open_uploads() == []
+
+
+def test_abort_discards_what_was_written_and_close_after_it_does_nothing(
+        fs: StreamifyFileSystem, bucket: Bucket) -> None:
+    out = fs.open(f"{bucket.name}/discarded.bin", "wb")
+    out.write(os.urandom(6 * MiB))  # one part already sent
+    out.abort()
+    out.abort()
+    out.close()
+    assert out.closed and out.result is None
+    assert not fs.exists(f"{bucket.name}/discarded.bin")
+    assert bucket.open_uploads() == []
+
+
+def test_closing_twice_completes_once(fs: StreamifyFileSystem, bucket: Bucket) -> None:
+    out = fs.open(f"{bucket.name}/twice.bin", "wb")
+    out.write(b"once")
+    out.close()
+    result = out.result
+    out.close()
+    assert out.result is result and bucket.read("twice.bin") == b"once"
 
 
 def test_text_mode_empty_files_and_pipe(fs: StreamifyFileSystem, bucket: Bucket) -> None:
