@@ -59,7 +59,10 @@ def collect_stale_uploads(control: ControlPlane, where: Destination, state: Stat
     if not dry_run:
         for upload in stale:
             control.abort(upload.destination, upload.upload_id)
-            state.remove(control.endpoint, upload.destination)
+            # One state per destination: it may belong to a newer upload to the same key.
+            current = state.load(control.endpoint, upload.destination)
+            if current is not None and current.upload_id == upload.upload_id:
+                state.remove(control.endpoint, upload.destination)
     return stale
 
 
