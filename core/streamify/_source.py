@@ -10,6 +10,7 @@ import hashlib
 import os
 import stat
 import threading
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -52,7 +53,10 @@ class Source(Protocol):
 
     def fingerprint(self) -> Fingerprint: ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release what the source holds. Whoever opened it closes it; closing again does
+        nothing."""
+        ...
 
 
 def _edges_hash(source: Source) -> str:
@@ -65,10 +69,14 @@ def _edges_hash(source: Source) -> str:
 
 
 class LocalFileSource:
-    """A local file read with positional reads."""
+    """A local file read with positional reads. ``close()`` gives its descriptor back; one
+    dropped unclosed warns (``ResourceWarning``) as an unclosed file does."""
+
+    _fd = -1  # until the file is open, and once it is closed
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._path = os.fspath(path)
+        self._closing = threading.Lock()
         try:
             self._fd = os.open(self._path, os.O_RDONLY)
         except FileNotFoundError as exc:
@@ -79,7 +87,7 @@ class LocalFileSource:
             raise SourceError(f"{self._path}: cannot open: {exc.strerror}") from exc
         info = os.fstat(self._fd)
         if not stat.S_ISREG(info.st_mode):
-            os.close(self._fd)
+            self.close()
             raise SourceError(f"{self._path}: not a regular file")
         self._size = info.st_size
 
@@ -114,14 +122,25 @@ class LocalFileSource:
         return info.st_size, str(info.st_mtime_ns)
 
     def close(self) -> None:
-        os.close(self._fd)
+        # Once closed, the number may already name another file: never close it again.
+        with self._closing:
+            fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        if self._fd >= 0:
+            warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2, source=self)
+            self.close()
 
     def __repr__(self) -> str:
         return f"LocalFileSource({self._path!r})"
 
 
 class FsspecSource:
-    """Any fsspec URL. Reads are ranged (``cat_file`` with start/end), never the whole file."""
+    """Any fsspec URL. Reads are ranged (``cat_file`` with start/end), never the whole file.
+
+    It holds nothing of its own to close: the fsspec filesystem is fsspec's, shared."""
 
     def __init__(self, url: str, **storage_options: Any) -> None:
         import fsspec.core  # only a URL source needs it (and its import costs 40 ms)
