@@ -41,8 +41,8 @@ def streamify_housekeeping() -> None:
     def abort_abandoned() -> list[dict[str, Any]]:
         """Abort the abandoned uploads under ``where``; return one record per upload."""
         params = get_current_context()["params"]
-        with task_errors():
-            stale = StreamifyHook(params["conn_id"]).abort_abandoned(
+        with task_errors(), StreamifyHook(params["conn_id"]) as hook:
+            stale = hook.abort_abandoned(
                 params["where"], older_than=float(params["older_than_hours"]) * 3600,
                 include_foreign=params["include_foreign"], dry_run=params["dry_run"])
         return [{

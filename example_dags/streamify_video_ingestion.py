@@ -97,12 +97,12 @@ def streamify_video_ingestion() -> None:
             "written_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "videos": entries,
         }
-        with tempfile.TemporaryDirectory() as folder, task_errors():
+        with (tempfile.TemporaryDirectory() as folder, task_errors(),
+              StreamifyHook(conn_id) as hook):
             path = os.path.join(folder, MANIFEST_NAME)
             with open(path, "w") as fh:
                 json.dump(manifest, fh, indent=1)
-            summary = StreamifyHook(conn_id).transfer(path, destination + MANIFEST_NAME,
-                                                      replace=True)
+            summary = hook.transfer(path, destination + MANIFEST_NAME, replace=True)
         log.info("manifest of %d videos: s3://%s/%s", len(entries), summary.bucket, summary.key)
         return manifest
 

@@ -1,13 +1,13 @@
 """``StreamifyHook``: builds the control plane from an Airflow connection and runs uploads.
 
 The hook owns the connection, the control plane (created on first use, never in the
-constructor) and the resume state store. Uploading, resuming and retrying parts are the
-core's: the hook hands a source and a destination to :class:`streamify.Uploader`.
+constructor; ``close()`` closes it) and the resume state store. Uploading, resuming and
+retrying parts are the core's: the hook hands a source and a destination to
+:class:`streamify.Uploader`.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -67,6 +67,9 @@ class StreamifyHook(BaseHook):
     credentials from the AWS chain, or from the AWS connection named in its
     ``aws_conn_id``) or ``api`` (a Streamify API service at its endpoint URL with its API
     key). An ``aws`` connection may be named directly as well.
+
+    The hook closes the control plane it made with ``close()`` (or at the end of a
+    ``with`` block); used again after that, it makes a new one.
     """
 
     conn_name_attr = "streamify_conn_id"
@@ -79,8 +82,10 @@ class StreamifyHook(BaseHook):
         self.streamify_conn_id = streamify_conn_id
         self._settings: ConnectionSettings | None = None
         self._control: ControlPlane | None = None
+        # Read by pause(), which may run in a signal handler (on_kill) on the very thread
+        # that is inside transfer(): so no lock, only single assignments.
         self._running: Uploader | None = None
-        self._lock = threading.Lock()
+        self._stop_asked = False
 
     # ------------------------------------------------------------------ the connection
     @property
@@ -110,6 +115,18 @@ class StreamifyHook(BaseHook):
                 self._control = S3ControlPlane(endpoint_url=settings.endpoint_url,
                                                region=settings.region)
         return self._control
+
+    def close(self) -> None:
+        """Close the control plane this hook made; safe to call twice."""
+        control, self._control = self._control, None
+        if control is not None:
+            control.close()
+
+    def __enter__(self) -> StreamifyHook:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def _through_aws_connection(self, aws_conn_id: str) -> S3ControlPlane:
         from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
@@ -150,9 +167,11 @@ class StreamifyHook(BaseHook):
                             config=config if replace else config.replace(
                                 if_exists="refuse_different"),
                             state=self.state_store(state_location))
-        with self._lock:
-            self._running = uploader
+        self._running = uploader
         try:
+            # A pause asked for before the run began would be forgotten when it begins:
+            # the run's first event applies it.
+            uploader.subscribe(self._pause_if_asked)
             if on_event is not None:
                 uploader.subscribe(on_event)
             try:
@@ -166,8 +185,8 @@ class StreamifyHook(BaseHook):
                                     "finished; the parts S3 holds are kept: run the task "
                                     "again to resume")
         finally:
-            with self._lock:
-                self._running = None
+            self._running = None
+            self._stop_asked = False
             uploader.close()
         return TransferSummary(
             bucket=target.bucket, key=target.key, size=result.size, etag=result.etag,
@@ -176,10 +195,20 @@ class StreamifyHook(BaseHook):
             upload_id=result.upload_id, skipped=result.skipped, source=source)
 
     def pause(self) -> None:
-        """Stop the running upload after its parts in flight; it stays resumable."""
-        with self._lock:
-            if self._running is not None:
-                self._running.pause()
+        """Stop the running upload after its parts in flight; it stays resumable. Asked
+        while no upload runs, it stops the next ``transfer`` as soon as that starts (a
+        kill that came while the task was still getting ready).
+
+        Never blocks, so that ``on_kill`` may call it from a signal handler."""
+        self._stop_asked = True
+        running = self._running
+        if running is not None:
+            running.pause()
+
+    def _pause_if_asked(self, event: Event) -> None:
+        running = self._running
+        if self._stop_asked and running is not None:
+            running.pause()
 
     # ------------------------------------------------------------------ housekeeping
     def abort_abandoned(self, where: str, *, older_than: float, include_foreign: bool = False,

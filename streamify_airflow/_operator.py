@@ -71,11 +71,11 @@ class StreamifyUploadOperator(BaseOperator):
         return self._hook
 
     def execute(self, context: Context) -> dict[str, Any]:
-        with task_errors():
+        with task_errors(), self.hook as hook:
             config = UploadConfig.from_options(part_size=self.part_size,
                                                concurrency=self.concurrency,
                                                checksum=self.checksum, bwlimit=self.bwlimit)
-            summary = self.hook.transfer(
+            summary = hook.transfer(
                 self.source, self.destination, config=config,
                 state_location=self.state_location or None, replace=self.replace,
                 on_event=ProgressLog(self.log, interval=self.progress_interval))
