@@ -79,6 +79,8 @@ class _Rule:
     code: str = ""
     retry_after: float | None = None
     seconds: float = 0.0
+    until: float | None = None
+    """For a rule that lasts a while instead of a count: when it ends (monotonic)."""
 
 
 @dataclass
@@ -200,6 +202,36 @@ class WireProxy:
         their body, then drop the connection."""
         self._add(_Rule("truncate", match, count))
 
+    def fail_for(self, seconds: float, status: int, code: str, *,
+                 retry_after: float | None = None, match: Match = any_request) -> None:
+        """Answer every matching request for the next ``seconds`` with ``status`` and
+        ``code``, unforwarded (an outage that answers, such as a 503 from a proxy)."""
+        self._add(_Rule(f"{status} {code}", match, 1, status=status, code=code,
+                        retry_after=retry_after, until=time.monotonic() + seconds))
+
+    def reset_for(self, seconds: float, *, match: Match = any_request) -> None:
+        """Close the connection of every matching request for the next ``seconds``,
+        unforwarded (a server that is down behind a live address)."""
+        self._add(_Rule("reset", match, 1, until=time.monotonic() + seconds))
+
+    def refuse_connections(self, seconds: float) -> None:
+        """Close the listening socket and every open connection: for ``seconds`` a new
+        connection is refused, as by a stopped server; then listen on the same port again."""
+        port = self._server.getsockname()[1]
+        with contextlib.suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)
+        self._server.close()
+        self.faults["refused"] += 1
+        self.cut()
+
+        def reopen() -> None:
+            if self._closed.wait(seconds):
+                return
+            self._server = socket.create_server(("127.0.0.1", port))
+            threading.Thread(target=self._accept, daemon=True).start()
+
+        threading.Thread(target=reopen, daemon=True).start()
+
     def hold_requests(self, *, match: Match = part_puts) -> None:
         """Keep every matching request from the server, its client waiting for the
         answer, until ``release()``."""
@@ -224,9 +256,10 @@ class WireProxy:
             self._rules, self._cuts_left = [], 0
 
     def pending(self) -> int:
-        """Injected faults still waiting for a request to hit."""
+        """Injected faults still waiting for a request to hit (timed ones not counted)."""
         with self._cond:
-            return self._cuts_left + sum(rule.count for rule in self._rules)
+            return self._cuts_left + sum(rule.count for rule in self._rules
+                                         if rule.until is None)
 
     def close(self) -> None:
         self._closed.set()
@@ -242,9 +275,12 @@ class WireProxy:
 
     def _take(self, method: str, target: str) -> _Rule | None:
         with self._cond:
+            now = time.monotonic()
+            self._rules = [r for r in self._rules if r.until is None or r.until > now]
             for rule in self._rules:
                 if rule.count and rule.match(method, target):
-                    rule.count -= 1
+                    if rule.until is None:
+                        rule.count -= 1
                     self._rules = [r for r in self._rules if r.count]
                     self.faults[rule.kind] += 1
                     return rule

@@ -175,7 +175,7 @@ class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
         if not bucket or not key:
             raise DestinationError(f"streamify://{path} names no object: use "
                                    "streamify://bucket/key")
-        return Destination(bucket, key)
+        return Destination.parse(f"s3://{bucket}/{key}")
 
     # ------------------------------------------------------------------ writes
     def put_file(self, lpath: str | os.PathLike[str], rpath: str,

@@ -57,7 +57,7 @@ def s3_client(*, endpoint_url: str | None = None, region: str | None = None,
     """
     config = Config(
         signature_version="s3v4",
-        retries={"mode": "standard", "max_attempts": 1},
+        retries={"mode": "standard", "total_max_attempts": 1},
         max_pool_connections=max_pool_connections,
         connect_timeout=10,
         read_timeout=120,
@@ -85,9 +85,7 @@ def translate_s3_error(exc: Exception, doing: str, destination: Destination) -> 
         message = str(error.get("Message") or code or f"HTTP {status}")
         action = classify_status(status, code)
         if code == "NoSuchBucket":
-            return DestinationError(f"{where}: bucket {destination.bucket!r} does not exist; "
-                                    "create it (streamify setup-bucket --create) or check the "
-                                    "name and --endpoint-url")
+            return DestinationError(f"{where}: {destination.missing_bucket()}")
         if action is Action.UPLOAD_GONE:
             return UploadGoneError(f"{where}: the multipart upload no longer exists "
                                    "(aborted or expired)")

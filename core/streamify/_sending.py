@@ -53,12 +53,15 @@ class Flow:
     def __init__(self) -> None:
         self.paused = False
         self.cancelled = False
+        self.failed = False
         self.deadline_at: float | None = None
         self._wake = threading.Event()
 
     def start(self, deadline: float | None) -> None:
-        """A new run: forget an earlier pause (a cancel stays), start the deadline clock."""
+        """A new run: forget an earlier pause or failure (a cancel stays), start the
+        deadline clock."""
         self.paused = False
+        self.failed = False
         if not self.cancelled:
             self._wake.clear()
         self.deadline_at = None if deadline is None else time.monotonic() + deadline
@@ -71,10 +74,15 @@ class Flow:
         self.cancelled = True
         self._wake.set()
 
+    def fail(self) -> None:
+        """A part failed for good: the other workers take no next step."""
+        self.failed = True
+        self._wake.set()
+
     def check(self) -> None:
         """Raise :class:`Stopped` if the upload must stop before its next step."""
-        if self.cancelled or self.paused:
-            raise Stopped("cancel" if self.cancelled else "pause")
+        if self.cancelled or self.paused or self.failed:
+            raise Stopped("cancel" if self.cancelled else "pause" if self.paused else "failed")
         if self.deadline_at is not None and time.monotonic() > self.deadline_at:
             raise Stopped("deadline")
 
@@ -157,6 +165,13 @@ class PartSending:
 
         Failures are classified by ``_retry`` and retried under the upload's budget
         (``UploadConfig.retry_budget``); a rejected URL is signed again at once."""
+        try:
+            return self._send(number, read)
+        except StreamifyError:
+            self._flow.fail()
+            raise
+
+    def _send(self, number: int, read: Callable[[], bytes]) -> UploadedPart:
         budget = self._config.retry_budget()
         resigned = False
         where = f"part {number} of {self._source_name} to {self.destination}"
@@ -220,8 +235,7 @@ class PartSending:
 def _fatal(where: str, code: str, reason: str, destination: Destination) -> StreamifyError:
     """The error for a part PUT that no retry can help."""
     if code == "NoSuchBucket":
-        return DestinationError(f"{where}: bucket {destination.bucket!r} does not exist; "
-                                "create it or check the name and --endpoint-url")
+        return DestinationError(f"{where}: {destination.missing_bucket()}")
     if code == "RequestTimeTooSkewed":
         return AccessDeniedError(f"{where}: storage refused the request because this "
                                  "machine's clock differs from its own by more than 15 "

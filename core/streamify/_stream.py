@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from threading import Semaphore
 from types import TracebackType
 from typing import IO, cast
 
 from . import _events as ev
+from ._calls import retrying
 from ._config import UploadConfig
 from ._control import ControlPlane, UploadedPart
 from ._destination import Destination
 from ._engine import UploadResult, complete_upload
-from ._errors import IntegrityError, StreamifyError, UploadCancelledError
+from ._errors import IntegrityError, StreamifyError, TransferError, UploadCancelledError
 from ._plan import MAX_PARTS, stream_part_size
-from ._sending import Flow, PartSending, Tally, new_sender
+from ._sending import Flow, PartSending, Stopped, Tally, new_sender
 from ._transport import PartSender
 
 __all__ = ["StreamWriter", "write_stream"]
@@ -59,6 +60,9 @@ class StreamWriter:
         self._subscribers = ev.Subscribers()
         self._flow = Flow()
         self._flow.start(self.config.deadline)
+        # Every call to storage or the API service rides out outages under the budget.
+        self._control = retrying(control, self.config, flow=self._flow,
+                                 subscribers=self._subscribers)
         self._tally = Tally(self._subscribers)
         self._slots = Semaphore(self.config.concurrency)
         self._pool = ThreadPoolExecutor(self.config.concurrency,
@@ -121,11 +125,11 @@ class StreamWriter:
 
     def _open(self) -> PartSending:
         if self._sending is None:
-            self._upload_id = self.control.create_upload(
+            self._upload_id = self._control.create_upload(
                 self.destination, content_type=self.config.content_type,
                 metadata=self.metadata, checksum=self.config.checksum)
             self._sending = PartSending(
-                control=self.control, destination=self.destination, upload_id=self._upload_id,
+                control=self._control, destination=self.destination, upload_id=self._upload_id,
                 sender=self._sender, config=self.config, checksum=self.config.checksum,
                 flow=self._flow, subscribers=self._subscribers, tally=self._tally,
                 source_name="the stream")
@@ -135,8 +139,10 @@ class StreamWriter:
 
     def _done(self, future: Future[UploadedPart]) -> None:
         """A worker finished a part: free its slot, remember the first failure."""
-        if self._failure is None and not future.cancelled():
-            self._failure = future.exception()
+        error = None if future.cancelled() else future.exception()
+        # The part that failed is the one to report, not the workers it stopped.
+        if error is not None and (self._failure is None or isinstance(self._failure, Stopped)):
+            self._failure = error
         self._slots.release()
 
     def _raise_failure(self) -> None:
@@ -156,11 +162,17 @@ class StreamWriter:
         try:
             if self._buffer or not self._futures:
                 self._submit()  # the last part; the only (empty) one for an empty stream
+            wait(self._futures)
+            self._raise_failure()
             parts = [future.result() for future in self._futures]
             assert self._sending is not None and self._upload_id is not None
-            info = complete_upload(self.control, self.destination, self._upload_id,
-                                   self._size, parts, "the stream",
-                                   etags_are_md5s=not self._sending.opaque_etags)
+            try:
+                info = complete_upload(self._control, self.destination, self._upload_id,
+                                       self._size, parts, "the stream",
+                                       etags_are_md5s=not self._sending.opaque_etags)
+            except Stopped as stop:
+                raise TransferError(f"the stream to {self.destination} stopped ({stop}) "
+                                    "before storage completed it") from None
         except BaseException as exc:
             if isinstance(exc, IntegrityError):
                 self._finish()  # assembled, so no upload is left to abort: the error says so
@@ -187,7 +199,7 @@ class StreamWriter:
             future.cancel()
         self._finish()
         if self._upload_id is not None:
-            self.control.abort(self.destination, self._upload_id)
+            self._control.abort(self.destination, self._upload_id)
 
     def _finish(self) -> None:
         self._finished = True

@@ -56,3 +56,23 @@ def test_a_permanent_403_is_signed_again_once_then_fails_with_exit_code_6(
     part_1 = [signed for signed, _ in sender.puts if signed.number == 1]
     assert len(part_1) == 2  # the first URL and one signed again; not 8 attempts
     assert "403" in str(err.value)
+
+
+def test_a_wrong_secret_on_a_control_call_says_what_storage_said(
+        tmp_path: Path, real_bucket: Bucket, state_dir: str) -> None:
+    """radosgw answers a wrong secret with no message: the error names its code instead
+    of "None", and comes at once (a refusal is not retried)."""
+    path = make_file(tmp_path / "v.mp4", 6 * MiB)
+    wrong = boto3.Session(aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key="not-the-secret")
+    control = S3ControlPlane(endpoint_url=real_bucket.endpoint, session=wrong)
+    try:
+        with Uploader(path, real_bucket.url("v.mp4"), control=control,
+                      config=UploadConfig(part_size="5MiB"), state=StateStore(state_dir)
+                      ) as uploader, pytest.raises(AccessDeniedError) as err:
+            uploader.run()
+    finally:
+        control.close()
+    assert err.value.exit_code == 6
+    assert "None" not in str(err.value)
+    assert "SignatureDoesNotMatch" in str(err.value)
