@@ -4,6 +4,11 @@ The state is only a hint: it remembers which upload id to look at, the plan used
 source's fingerprint. S3 (ListParts) says which parts really arrived. Documents are keyed
 by destination (storage endpoint, bucket, key), so a changed source is caught by its
 fingerprint instead of silently starting a second upload beside the first.
+
+A hint is never configuration: a store may be shared by many workers, so anyone who can
+write one document there could name any endpoint in it. Where credentials go is what the
+user configured; a state's ``endpoint`` and ``api_url`` only say which configuration its
+upload belongs to, and its ``principal`` who started it.
 """
 
 from __future__ import annotations
@@ -46,6 +51,10 @@ class ResumeState:
     created_at: float = field(default_factory=time.time)
     api_url: str | None = None
     """The Streamify API service the upload goes through (``None``: straight to S3)."""
+    principal: str = ""
+    """Who started the upload: the control plane's ``principal`` (the AWS access key id,
+    or a digest of the API key); ``""`` when unknown, as in documents written before it
+    was recorded."""
 
     @property
     def store_key(self) -> str:
@@ -64,6 +73,7 @@ class ResumeState:
             "checksum": self.checksum,
             "created_at": self.created_at,
             "api_url": self.api_url,
+            "principal": self.principal,
         }
 
     @classmethod
@@ -78,6 +88,7 @@ class ResumeState:
             checksum=str(data.get("checksum", "none")),
             created_at=float(data["created_at"]),
             api_url=str(data["api_url"]) if data.get("api_url") else None,
+            principal=str(data.get("principal") or ""),
         )
 
 
@@ -101,6 +112,10 @@ class StateStore:
 
     def _path(self, key: str) -> str:
         return f"{self.location.rstrip('/')}/{key}.json"
+
+    def path_of(self, state: ResumeState) -> str:
+        """Where ``state``'s document lives (for messages that name it)."""
+        return self._path(state.store_key)
 
     def ensure_writable(self) -> None:
         """Fail early, before any upload starts, if states cannot be saved here."""

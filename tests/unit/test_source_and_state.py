@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import threading
@@ -105,6 +106,22 @@ def test_state_roundtrip_and_removal(tmp_path: Path) -> None:
     store.remove(state.endpoint, state.destination)
     assert store.load(state.endpoint, state.destination) is None
     store.remove(state.endpoint, state.destination)  # twice is fine
+
+
+def test_state_records_who_started_it_and_reads_documents_from_before(
+        tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "s")
+    state = _state()
+    owned = dataclasses.replace(state, principal="aws:AKIAEXAMPLE")
+    store.save(owned)
+    assert store.load(state.endpoint, state.destination) == owned
+    assert json.loads(Path(store.path_of(owned)).read_text())["principal"] == "aws:AKIAEXAMPLE"
+
+    older = owned.to_json()
+    del older["principal"]  # written before principals were recorded
+    Path(store.path_of(owned)).write_text(json.dumps(older))
+    assert store.load(state.endpoint, state.destination) == state
+    assert state.principal == ""
 
 
 def test_state_write_is_atomic_under_concurrent_readers(tmp_path: Path) -> None:
