@@ -55,26 +55,37 @@ class Uploader(UploadWidget):
     Without ``control``, the kernel's AWS credentials drive S3 directly (``endpoint_url``
     for S3-compatible storage); pass ``streamify.HttpControlPlane(url, token=...)`` to go
     through the Streamify API service instead.
+
+    The file is open while a run is going or paused; ``close()`` closes the widget and
+    releases what it opened (the file, and the S3 client it made, not a ``control`` passed
+    in).
     """
 
     source = traitlets.Unicode("").tag(sync=True)
     choices = traitlets.List(traitlets.Unicode()).tag(sync=True)
     """Entries of the folder the source names (a small file chooser); folders end with /."""
 
+    # What close() looks at, here so that it works on a widget whose construction failed
+    # (ipywidgets closes a widget when it is collected).
+    _core: CoreUploader | None = None
+    _thread: threading.Thread | None = None
+    _look: threading.Thread | None = None
+    _own_control = False
+
     def __init__(self, source: str | os.PathLike[str] = "", destination: str = "", *,
                  control: ControlPlane | None = None, endpoint_url: str | None = None,
                  state_dir: str | None = None, **options: Any) -> None:
+        config = UploadConfig.from_options(**options)  # refused before the widget exists
         super().__init__(kind="kernel", source=os.fspath(source), destination=destination)
-        self.config = UploadConfig.from_options(**options)
+        self.config = config
         self.control: ControlPlane = control or S3ControlPlane(
-            endpoint_url=endpoint_url, max_pool_connections=max(10, self.config.concurrency * 2))
+            endpoint_url=endpoint_url, max_pool_connections=max(10, config.concurrency * 2))
+        self._own_control = control is None
         self.state = StateStore(state_dir)
         self.result: UploadResult | None = None
         """What the last run did (``None`` until a run ends without an error)."""
         self.upload_id = ""
-        self._core: CoreUploader | None = None
         self._core_inputs = ("", "")
-        self._thread: threading.Thread | None = None
         self._meter = RateMeter()
         self._last_refresh = 0.0
         self._look_lock = threading.Lock()
@@ -82,8 +93,9 @@ class Uploader(UploadWidget):
         self.observe(self._list_choices, names="source")
         self._list_choices()
         if self.source and self.destination:
-            threading.Thread(target=self._show_what_s3_holds, name="streamify-notebook-look",
-                             daemon=True).start()
+            self._look = threading.Thread(target=self._show_what_s3_holds,
+                                          name="streamify-notebook-look", daemon=True)
+            self._look.start()
 
     # ------------------------------------------------------------------ commands
     def start(self) -> None:
@@ -123,6 +135,7 @@ class Uploader(UploadWidget):
             except Exception as exc:
                 self._fail(exc)
                 return
+            self._forget_core()
             self.status, self.detail = "cancelled", f"aborted the upload to {destination}"
 
     def wait(self, timeout: float | None = None) -> UploadResult | None:
@@ -134,6 +147,30 @@ class Uploader(UploadWidget):
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    def close(self) -> None:
+        """Close the widget, pausing a run that is going (``Uploader`` again resumes it),
+        and release the file and the S3 client it opened. Closing again does nothing."""
+        if self._core is not None and self.running:
+            self._core.pause()
+        if self._thread is not None:
+            self._thread.join()
+        self._release()
+        super().close()
+
+    def _release(self) -> None:
+        """Close what this widget opened; the widget stays usable (Start opens again)."""
+        self._forget_core()
+        if self._look is not None:
+            self._look.join()  # it may still ask S3, through the control plane
+        if self._own_control:
+            self.control.close()
+
+    def _forget_core(self) -> None:
+        """Close the core uploader, and its file; the next Start makes a new one."""
+        core, self._core = self._core, None
+        if core is not None:
+            core.close()
 
     def _show_what_s3_holds(self) -> None:
         """After a kernel restart, show the upload this file left open, before Start.
@@ -178,8 +215,7 @@ class Uploader(UploadWidget):
             self.status = "starting"
         core = self._core
         if core is None or self._core_inputs != (self.source, self.destination):
-            if core is not None:
-                core.close()
+            self._forget_core()
             try:
                 core = CoreUploader(self.source, self.destination, control=self.control,
                                     config=self.config, state=self.state)
@@ -199,6 +235,7 @@ class Uploader(UploadWidget):
             return
 
     def _run(self, core: CoreUploader) -> UploadResult:
+        result: UploadResult | None = None
         try:
             result = core.run()
         except UploadCancelledError as exc:
@@ -207,6 +244,10 @@ class Uploader(UploadWidget):
         except Exception as exc:
             self._fail(exc)
             raise
+        finally:
+            # Resume goes on with the paused core; any other end gives its file back.
+            if result is None or result.status != "paused":
+                self._forget_core()
         self.result = result
         self.bytes_done = result.size if result.status == "completed" else self.bytes_done
         self.bytes_per_second, self.seconds_left = 0.0, None
@@ -281,4 +322,7 @@ def upload(source: str | os.PathLike[str], destination: str, *,
     widget = Uploader(source, destination, control=control, endpoint_url=endpoint_url,
                       state_dir=state_dir, **options)
     display(widget)  # type: ignore[no-untyped-call]
-    return widget.run()
+    try:
+        return widget.run()
+    finally:
+        widget._release()  # the bar stays on show; its buttons open again when pressed
