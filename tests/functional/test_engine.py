@@ -434,7 +434,16 @@ def test_verifying_the_parts_s3_holds_is_reported_and_can_be_paused_or_cancelled
     assert checks[0] == streamify.Verifying(0, held)
     assert 0 < checks[-1].bytes_checked < held  # stopped before hashing everything
     assert not any(isinstance(e, streamify.PartDone) for e in events)
-    assert isinstance(events[-1], streamify.Paused)
+    # Said as what S3 holds: a progress bar does not jump back to zero.
+    assert events[-1] == streamify.Paused(held, 40 * MiB)
+    assert len(moto_bucket.open_uploads()) == 1
+
+    # The deadline ends a run that is verifying as it ends one that is sending.
+    late = _uploader(path, moto_bucket, "v.mp4", state_dir,
+                     config=CONFIG.replace(concurrency=1, deadline=1.0))
+    stop_while_verifying(late, lambda: time.sleep(1.1))
+    with pytest.raises(streamify.TransferError, match="deadline"):
+        late.run()
     assert len(moto_bucket.open_uploads()) == 1
 
     third = _uploader(path, moto_bucket, "v.mp4", state_dir, config=CONFIG.replace(concurrency=1))
