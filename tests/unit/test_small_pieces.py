@@ -1,9 +1,11 @@
 import base64
+import functools
 import hashlib
+import sys
 import threading
-import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from types import FrameType
 
 import pytest
 import streamify
@@ -95,65 +97,37 @@ def test_throttle_holds_the_rate() -> None:
     assert sum(slept) == pytest.approx(4.0)
 
 
-def test_batch_signer_coalesces_concurrent_requests() -> None:
-    batches: list[list[int]] = []
-
-    def sign(parts: object) -> list[SignedPart]:
-        numbers = [p.number for p in parts]  # type: ignore[attr-defined]
-        batches.append(numbers)
-        return [SignedPart(n, f"https://s3/{n}") for n in numbers]
-
-    signer = BatchSigner(sign, linger=0.2, max_batch=8)
-    results: dict[int, str] = {}
-
-    def worker(n: int) -> None:
-        results[n] = signer.sign(PartToSign(n)).url
-
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(1, 9)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert results == {n: f"https://s3/{n}" for n in range(1, 9)}
-    assert sum(len(b) for b in batches) == 8
-    assert len(batches) < 8
+_CONDITION_WAIT = threading.Condition.wait.__code__
 
 
-def test_batch_signer_groups_what_arrives_during_a_call_and_adds_no_wait() -> None:
-    batches: list[list[int]] = []
-    first_call = threading.Event()
-    release = threading.Event()
+def _start_and_wait_until_it_waits(target: Callable[[], object]) -> threading.Thread:
+    """Start ``target`` in a thread and return once that thread waits on a condition (in
+    the signer: its request is in, and it waits for its URL or lingers for company) or has
+    ended. Threads started one after the other this way arrive in that order."""
+    waiting = threading.Event()
 
-    def sign(parts: Sequence[PartToSign]) -> list[SignedPart]:
-        batches.append([p.number for p in parts])
-        if len(batches) == 1:
-            first_call.set()
-            release.wait(30)
-        return [SignedPart(p.number, f"https://s3/{p.number}") for p in parts]
+    def on_call(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code is _CONDITION_WAIT:
+            waiting.set()
 
-    # A minute's linger: a call that waited for company would outlast every join below.
-    signer = BatchSigner(sign, linger=60, max_batch=2)
-    threads = [threading.Thread(target=signer.sign, args=(PartToSign(n),), daemon=True)
-               for n in (1, 2)]
-    for thread in threads:
-        thread.start()
-    assert first_call.wait(30)
-    later = [threading.Thread(target=signer.sign, args=(PartToSign(n),), daemon=True)
-             for n in (3, 4, 5)]
-    for thread in later:
-        thread.start()
-        time.sleep(0.05)  # in order of arrival
-    release.set()
-    for thread in threads + later:
-        thread.join(timeout=30)
-    assert not any(t.is_alive() for t in threads + later), "a request waited for company"
-    # The three that came during the first call went in the next calls, at most two
-    # each, the last one alone and at once.
-    assert batches == [[1, 2], [3, 4], [5]]
+    def run() -> None:
+        sys.setprofile(on_call)
+        try:
+            target()
+        finally:
+            sys.setprofile(None)
+            waiting.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert waiting.wait(30), "the thread neither waited nor ended"
+    return thread
 
 
-def _sign_from_threads(signer: BatchSigner, count: int) -> dict[int, object]:
-    """Ask ``signer`` for parts 1..count from as many threads; each gets a URL or an error."""
+def _sign_from_threads(signer: BatchSigner, count: int, *,
+                       then: Callable[[], object] = lambda: None) -> dict[int, object]:
+    """Ask ``signer`` for parts 1..count from as many threads, arriving in that order, call
+    ``then`` once all of them are in; each gets a URL or an error."""
     outcomes: dict[int, object] = {}
 
     def worker(n: int) -> None:
@@ -162,28 +136,62 @@ def _sign_from_threads(signer: BatchSigner, count: int) -> dict[int, object]:
         except Exception as exc:
             outcomes[n] = exc
 
-    threads = [threading.Thread(target=worker, args=(n,), daemon=True)
+    threads = [_start_and_wait_until_it_waits(functools.partial(worker, n))
                for n in range(1, count + 1)]
+    then()
     for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
+        thread.join(timeout=30)
     assert not any(t.is_alive() for t in threads), "a waiter was left hanging"
     return outcomes
 
 
+def test_batch_signer_first_call_lingers_until_the_batch_is_full() -> None:
+    batches: list[list[int]] = []
+
+    def sign(parts: Sequence[PartToSign]) -> list[SignedPart]:
+        batches.append([p.number for p in parts])
+        return [SignedPart(p.number, f"https://s3/{p.number}") for p in parts]
+
+    # A minute's linger: the call goes as soon as the batch is full, not after it.
+    outcomes = _sign_from_threads(BatchSigner(sign, linger=60, max_batch=8), 8)
+    assert outcomes == {n: f"https://s3/{n}" for n in range(1, 9)}
+    assert batches == [[1, 2, 3, 4, 5, 6, 7, 8]]
+
+
+def test_batch_signer_groups_what_arrives_during_a_call_and_adds_no_wait() -> None:
+    batches: list[list[int]] = []
+    release = threading.Event()
+
+    def sign(parts: Sequence[PartToSign]) -> list[SignedPart]:
+        batches.append([p.number for p in parts])
+        if len(batches) == 1:
+            assert release.wait(30)
+        return [SignedPart(p.number, f"https://s3/{p.number}") for p in parts]
+
+    # A minute's linger: a call that waited for company would outlast every join.
+    outcomes = _sign_from_threads(BatchSigner(sign, linger=60, max_batch=2), 5,
+                                  then=release.set)
+    assert outcomes == {n: f"https://s3/{n}" for n in range(1, 6)}
+    # The three that came during the first call went in the next calls, at most two
+    # each, the last one alone and at once.
+    assert batches == [[1, 2], [3, 4], [5]]
+
+
 def test_batch_signer_spreads_a_failure_to_every_waiter() -> None:
     calls: list[int] = []
+    release = threading.Event()
 
     def sign(parts: Sequence[PartToSign]) -> list[SignedPart]:
         calls.append(len(parts))
-        time.sleep(0.01)
+        assert release.wait(30)
         raise streamify.AccessDeniedError("no")
 
-    outcomes = _sign_from_threads(BatchSigner(sign, linger=0.2, max_batch=8), 6)
+    outcomes = _sign_from_threads(BatchSigner(sign, linger=0.2, max_batch=3), 6,
+                                  then=release.set)
     assert sorted(outcomes) == [1, 2, 3, 4, 5, 6]
     assert all(isinstance(o, streamify.AccessDeniedError) for o in outcomes.values())
-    assert sum(calls) == 6 and len(calls) < 6  # they waited on shared batch calls
+    # Each failed call handed the lead to a waiter, which signed the next batch.
+    assert sum(calls) == 6 and all(c <= 3 for c in calls) and len(calls) >= 2
 
 
 @pytest.mark.parametrize("linger", [0.0, 0.2])
