@@ -46,9 +46,9 @@ def test_every_error_is_a_streamify_error_with_an_exit_code() -> None:
 
 
 def test_destination_parsing() -> None:
-    assert Destination.parse("s3://b/videos/a.mp4") == Destination("b", "videos/a.mp4")
-    assert Destination.parse("s3://b/videos/").is_prefix
-    assert Destination.parse("s3://b").child("x.mp4") == Destination("b", "x.mp4")
+    assert Destination.parse("s3://bkt/videos/a.mp4") == Destination("bkt", "videos/a.mp4")
+    assert Destination.parse("s3://bkt/videos/").is_prefix
+    assert Destination.parse("s3://bkt").child("x.mp4") == Destination("bkt", "x.mp4")
     for bad in ("b/key", "s3:///key", "https://b/key"):
         with pytest.raises(DestinationError, match="s3://bucket/key"):
             Destination.parse(bad)
