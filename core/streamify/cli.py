@@ -20,7 +20,9 @@ from ._cli.options import (
     PART_SIZE,
     ControlPlanes,
     connection_options,
+    others_option,
     refuse_token_without_api,
+    trust_state_option,
 )
 from ._config import UploadConfig
 from ._destination import Destination
@@ -175,37 +177,62 @@ def _upload_stdin(sources: tuple[str, ...], target: Destination, config: UploadC
 @cli.command()
 @click.argument("dest", required=False)
 @connection_options
+@trust_state_option
+@others_option
 @click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Parts in flight per file.")
 @_jobs_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON result per file.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def resume(dest: str | None, endpoint_url: str | None, api: str | None, token: str | None,
-           state_dir: str | None, concurrency: int, jobs: int, as_json: bool,
-           no_progress: bool) -> None:
-    """Resume this machine's unfinished uploads (all, or the one to DEST). Uploads made
-    through an API service go back to it (the token from --token or STREAMIFY_TOKEN)."""
+           state_dir: str | None, trust_state_endpoint: bool, include_others: bool,
+           concurrency: int, jobs: int, as_json: bool, no_progress: bool) -> None:
+    """Resume your unfinished uploads in the state store (all, or the one to DEST), where
+    this command is pointed: S3 at --endpoint-url, or the API service at --api with its
+    token. A state naming another endpoint is refused (see --trust-state-endpoint)."""
     from ._cli.batch import Job, UploadBatch
-    from ._cli.progress import wants_bar
+    from ._cli.progress import notice, wants_bar
     from ._state import StateStore
 
+    refuse_token_without_api(api)
     state = StateStore(state_dir)
-    pending = [s for s in state.all() if dest is None or s.destination.url == dest]
-    if not pending:
-        click.echo("nothing to resume" + (f" for {dest}" if dest else ""), err=True)
-        return
+    found = [s for s in state.all() if dest is None or s.destination.url == dest]
     planes = ControlPlanes(endpoint_url=endpoint_url, api=api, token=token,
-                           pool=concurrency * min(jobs, len(pending)))
-    base = UploadConfig(concurrency=concurrency)
-    batch = UploadBatch(state=state, config=base, jobs=jobs,
-                        bar=wants_bar(no_progress=no_progress, as_json=as_json),
-                        as_json=as_json)
+                           pool=concurrency * min(jobs, max(1, len(found))),
+                           trust_state_endpoint=trust_state_endpoint)
     try:
-        batch.run([Job(item.source, item.destination, planes.for_state(item),
-                       base.replace(part_size=item.part_size, checksum=item.checksum))
-                   for item in pending])
+        pending = (found if dest is not None or include_others
+                   else [s for s in found if planes.started(s)])
+        others = len(found) - len(pending)
+        if others:
+            notice(f"{others} unfinished upload(s) in {state.location} were started with "
+                   "other credentials, or before Streamify recorded who started them: "
+                   "`streamify resume --all` resumes them too")
+        if not pending:
+            click.echo("nothing to resume" + (f" for {dest}" if dest else ""), err=True)
+            return
+        base = UploadConfig(concurrency=concurrency)
+        todo, refused = [], 0
+        for item in pending:
+            try:
+                control = planes.for_state(item, state)
+            except ConfigError as exc:
+                if len(pending) == 1:
+                    raise
+                notice(f"streamify: error: {exc}")
+                refused += 1
+                continue
+            todo.append(Job(item.source, item.destination, control,
+                            base.replace(part_size=item.part_size, checksum=item.checksum)))
+        if todo:
+            UploadBatch(state=state, config=base, jobs=jobs,
+                        bar=wants_bar(no_progress=no_progress, as_json=as_json),
+                        as_json=as_json).run(todo)
     finally:
         planes.close()
+    if refused:
+        raise ConfigError(f"{refused} of {len(pending)} uploads were not resumed: their "
+                          "states name another endpoint (see above)")
 
 
 def _fail(message: str, code: int) -> NoReturn:

@@ -18,6 +18,7 @@ import pytest
 import streamify as api
 
 from tests.conftest import Bucket
+from tests.functional._support import paused_upload
 from tests.helpers import make_file
 from tests.wireproxy import WireProxy
 
@@ -178,20 +179,7 @@ def test_status_abort_and_gc(tmp_path: Path, moto_bucket: Bucket, state_dir: str
 
 
 def _paused_upload(tmp_path: Path, bucket: Bucket, state_dir: str) -> Path:
-    """Start uploading a 12 MiB file and pause it after its first 5 MiB part."""
-    path: Path = make_file(tmp_path / "v.bin", 12 * MiB)
-    uploader = api.Uploader(path, bucket.url("v.bin"),
-                            control=api.S3ControlPlane(endpoint_url=bucket.endpoint),
-                            config=api.UploadConfig(part_size=5 * MiB, concurrency=1),
-                            state=api.StateStore(state_dir))
-
-    def pause_after_a_part(event: api.Event) -> None:
-        if isinstance(event, api.PartDone):
-            uploader.pause()
-
-    uploader.subscribe(pause_after_a_part)
-    assert uploader.run().status == "paused"
-    return path
+    return paused_upload(tmp_path / "v.bin", bucket, "v.bin", state_dir)
 
 
 def test_gc_aborts_stale_uploads_streamify_started(tmp_path: Path, moto_bucket: Bucket,
@@ -209,18 +197,21 @@ def test_gc_aborts_stale_uploads_streamify_started(tmp_path: Path, moto_bucket: 
 def test_resume_command_finishes_paused_uploads(tmp_path: Path, moto_bucket: Bucket,
                                                 state_dir: str) -> None:
     path = _paused_upload(tmp_path, moto_bucket, state_dir)
-    run = streamify("resume", "--json", state_dir=state_dir)
+    run = streamify("resume", "--endpoint-url", moto_bucket.endpoint, "--json",
+                    state_dir=state_dir)
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)
     assert result["resumed"] and result["bytes_resumed"] == 5 * MiB
     assert moto_bucket.read("v.bin") == path.read_bytes()
-    assert "nothing to resume" in streamify("resume", state_dir=state_dir).stderr
+    assert "nothing to resume" in streamify("resume", "--endpoint-url", moto_bucket.endpoint,
+                                            state_dir=state_dir).stderr
 
 
 def test_a_terminal_sees_the_parts_in_s3_being_checked(tmp_path: Path, moto_bucket: Bucket,
                                                        state_dir: str) -> None:
     _paused_upload(tmp_path, moto_bucket, state_dir)
-    code, out, shown = streamify_in_a_terminal("resume", state_dir=state_dir)
+    code, out, shown = streamify_in_a_terminal("resume", "--endpoint-url", moto_bucket.endpoint,
+                                               state_dir=state_dir)
     assert code == 0, shown
     assert "v.bin (checking what S3 holds): 100%" in shown
     assert "5.0/5.0 MiB" in shown

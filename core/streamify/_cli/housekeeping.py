@@ -8,12 +8,18 @@ import time
 import click
 
 from .._destination import Destination
-from .._errors import StreamifyError
+from .._errors import ConfigError, StreamifyError
 from .._housekeeping import apply_bucket_rules, collect_stale_uploads
 from .._s3control import S3ControlPlane
-from .._state import StateStore
+from .._state import ResumeState, StateStore
 from .._units import format_size, parse_duration
-from .options import ControlPlanes, connection_options, refuse_token_without_api
+from .options import (
+    ControlPlanes,
+    connection_options,
+    others_option,
+    refuse_token_without_api,
+    trust_state_option,
+)
 
 __all__ = ["abort", "gc", "setup_bucket", "status"]
 
@@ -29,35 +35,58 @@ def _age(seconds_since_epoch: float) -> str:
 @click.command()
 @click.argument("where", required=False)
 @connection_options
+@trust_state_option
+@others_option
 def status(where: str | None, endpoint_url: str | None, api: str | None, token: str | None,
-           state_dir: str | None) -> None:
-    """Show this machine's unfinished uploads, and the open uploads under WHERE
-    (s3://bucket/prefix) when given. Uploads made through an API service are asked about
-    there (the token from --token or STREAMIFY_TOKEN)."""
+           state_dir: str | None, trust_state_endpoint: bool, include_others: bool) -> None:
+    """Show your unfinished uploads in the state store (how much of each S3 holds), and
+    the open uploads under WHERE (s3://bucket/prefix) when given. Only the S3 endpoint or
+    API service this command is pointed at is asked (--endpoint-url, or --api with its
+    token)."""
+    refuse_token_without_api(api)
     state = StateStore(state_dir)
-    planes = ControlPlanes(endpoint_url=endpoint_url, api=api, token=token)
-    local = state.all()
-    click.echo(f"unfinished uploads on this machine ({state.location}): {len(local)}")
-    for item in local:
-        try:
-            parts = planes.for_state(item).list_parts(item.destination, item.upload_id)
-            there = (f"{format_size(sum(p.size for p in parts))} of "
-                     f"{format_size(item.fingerprint.size)} in S3")
-        except StreamifyError as exc:
-            there = f"cannot ask S3: {exc}"
-        via = f"  via {item.api_url}" if item.api_url else ""
-        click.echo(f"  {item.destination}  from {item.source}  upload {item.upload_id}  "
-                   f"started {_age(item.created_at)} ago{via}  {there}")
-    if where is None:
-        return
-    target = Destination.parse(where)
-    known = {s.upload_id for s in local}
-    uploads = planes.default().list_uploads(target)
-    click.echo(f"open multipart uploads under {target}: {len(uploads)}")
-    for upload_ in uploads:
-        mark = " (this machine)" if upload_.upload_id in known else ""
-        click.echo(f"  {upload_.destination}  upload {upload_.upload_id}  "
-                   f"started {_age(upload_.initiated)} ago{mark}")
+    planes = ControlPlanes(endpoint_url=endpoint_url, api=api, token=token,
+                           trust_state_endpoint=trust_state_endpoint)
+    try:
+        found = state.all()
+        local = found if include_others else [s for s in found if planes.started(s)]
+        target = Destination.parse(where) if where is not None else None
+        others = (f" (and {len(found) - len(local)} started by others: --all lists them)"
+                  if len(found) > len(local) else "")
+        click.echo(f"unfinished uploads in {state.location}: {len(local)}{others}")
+        for item in local:
+            click.echo(f"  {item.destination}  from {item.source}  upload {item.upload_id}  "
+                       f"started {_age(item.created_at)} ago{_via(item)}  "
+                       f"{_held(planes, item, state)}")
+        if target is None:
+            return
+        known = {s.upload_id for s in local}
+        uploads = planes.default().list_uploads(target)
+        click.echo(f"open multipart uploads under {target}: {len(uploads)}")
+        for upload_ in uploads:
+            mark = " (in the state store)" if upload_.upload_id in known else ""
+            click.echo(f"  {upload_.destination}  upload {upload_.upload_id}  "
+                       f"started {_age(upload_.initiated)} ago{mark}")
+    finally:
+        planes.close()
+
+
+def _via(item: ResumeState) -> str:
+    return f"  via {item.api_url}" if item.api_url else ""
+
+
+def _held(planes: ControlPlanes, item: ResumeState, state: StateStore) -> str:
+    """How much of ``item``'s upload S3 holds, asked only where credentials may go."""
+    try:
+        control = planes.for_state(item, state)
+    except ConfigError as exc:
+        return f"not asked: {exc}"
+    try:
+        parts = control.list_parts(item.destination, item.upload_id)
+    except StreamifyError as exc:
+        return f"cannot ask S3: {exc}"
+    return (f"{format_size(sum(p.size for p in parts))} of "
+            f"{format_size(item.fingerprint.size)} in S3")
 
 
 @click.command()
@@ -72,20 +101,24 @@ def abort(dest: str, endpoint_url: str | None, api: str | None, token: str | Non
     target = Destination.parse(dest)
     state = StateStore(state_dir)
     planes = ControlPlanes(endpoint_url=endpoint_url, api=api, token=token)
-    recorded = next((s for s in state.all() if s.destination == target), None)
-    control = planes.for_state(recorded) if recorded is not None else planes.default()
-    ids = {u.upload_id for u in control.list_uploads(target) if u.destination.key == target.key}
-    if recorded is not None:
-        ids.add(recorded.upload_id)
-    if upload_id is not None:
-        ids &= {upload_id}
-    for item in sorted(ids):
-        try:
-            control.abort(target, item)
-            click.echo(f"aborted upload {item} to {target}")
-        except StreamifyError as exc:
-            click.echo(f"upload {item} to {target}: {exc}", err=True)
-    state.remove(control.endpoint, target)
+    try:
+        control = planes.default()
+        recorded = state.load(control.endpoint, target)
+        ids = {u.upload_id for u in control.list_uploads(target)
+               if u.destination.key == target.key}
+        if recorded is not None:
+            ids.add(recorded.upload_id)
+        if upload_id is not None:
+            ids &= {upload_id}
+        for item in sorted(ids):
+            try:
+                control.abort(target, item)
+                click.echo(f"aborted upload {item} to {target}")
+            except StreamifyError as exc:
+                click.echo(f"upload {item} to {target}: {exc}", err=True)
+        state.remove(control.endpoint, target)
+    finally:
+        planes.close()
     if not ids:
         click.echo(f"no open upload to {target}", err=True)
 
@@ -104,10 +137,15 @@ def gc(where: str, endpoint_url: str | None, api: str | None, token: str | None,
     """Abort stale multipart uploads under WHERE (s3://bucket/prefix). An upload that
     received a part within --older-than is in progress and is left alone."""
     refuse_token_without_api(api)
-    control = ControlPlanes(endpoint_url=endpoint_url, api=api, token=token).default()
-    stale = collect_stale_uploads(control, Destination.parse(where), StateStore(state_dir),
-                                  older_than=parse_duration(older_than),
-                                  include_foreign=include_foreign, dry_run=dry_run)
+    target = Destination.parse(where)
+    state = StateStore(state_dir)
+    planes = ControlPlanes(endpoint_url=endpoint_url, api=api, token=token)
+    try:
+        stale = collect_stale_uploads(planes.default(), target, state,
+                                      older_than=parse_duration(older_than),
+                                      include_foreign=include_foreign, dry_run=dry_run)
+    finally:
+        planes.close()
     verb = "would abort" if dry_run else "aborted"
     for upload_ in stale:
         started = datetime.datetime.fromtimestamp(upload_.initiated, datetime.UTC)

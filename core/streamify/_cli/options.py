@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 from click.core import ParameterSource
@@ -14,10 +16,10 @@ from .._errors import ConfigError
 from .._units import parse_size
 
 if TYPE_CHECKING:
-    from .._state import ResumeState
+    from .._state import ResumeState, StateStore
 
-__all__ = ["BANDWIDTH", "PART_SIZE", "ControlPlanes", "Size", "connection_options",
-           "refuse_token_without_api"]
+__all__ = ["BANDWIDTH", "PART_SIZE", "ControlPlanes", "Place", "Size", "connection_options",
+           "others_option", "refuse_token_without_api", "trust_state_option"]
 
 
 class Size(click.ParamType):  # type: ignore[type-arg]
@@ -62,6 +64,16 @@ def connection_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+trust_state_option = click.option(
+    "--trust-state-endpoint", is_flag=True,
+    help="Let a resume state's recorded endpoint or API service receive your credentials "
+         "when it is not the one configured (only for a state store no one else can write).")
+
+others_option = click.option(
+    "--all", "include_others", is_flag=True,
+    help="Also the uploads others started (a state store shared by several principals).")
+
+
 def refuse_token_without_api(api: str | None) -> None:
     """``--token`` on the command line means the user expects the API service: say so
     rather than silently going straight to S3 with other credentials."""
@@ -71,34 +83,98 @@ def refuse_token_without_api(api: str | None) -> None:
                                "--token to use S3 credentials", ctx)
 
 
+@dataclass(frozen=True)
+class Place:
+    """Where a control plane sends credentials: an S3 endpoint (SigV4 requests) or an API
+    service (the API key)."""
+
+    kind: Literal["s3", "api"]
+    url: str
+
+    @classmethod
+    def of(cls, state: ResumeState) -> Place:
+        """The place a resume state names: a hint of which configuration its upload
+        belongs to, never a place to send credentials by itself."""
+        return cls("api", state.api_url) if state.api_url else cls("s3", state.endpoint)
+
+    def same_as(self, other: Place) -> bool:
+        return self.kind == other.kind and _comparable(self.url) == _comparable(other.url)
+
+    @property
+    def flag(self) -> str:
+        """The option that points a command here."""
+        return "--api" if self.kind == "api" else "--endpoint-url"
+
+    def __str__(self) -> str:
+        return f"the API service at {self.url}" if self.kind == "api" else f"S3 at {self.url}"
+
+
+def _comparable(url: str) -> tuple[str, str, int | None, str]:
+    """A URL as far as where it sends requests: the case of scheme and host, a default
+    port and a trailing ``/`` make no difference."""
+    parts = urllib.parse.urlsplit(url.strip())
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    try:
+        port = parts.port or default
+    except ValueError:
+        port = None
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port, parts.path.rstrip("/")
+
+
 class ControlPlanes:
     """The control planes one command talks to, built once each and closed together.
 
-    ``--api`` wins; otherwise an upload recorded as made through an API service goes back
-    to that service, and any other to ``--endpoint-url`` or the endpoint it recorded.
+    Credentials go only where the user pointed the command: ``--api`` (with the token) or
+    S3 at ``--endpoint-url`` (or the AWS default). A resume state that names another place
+    is refused, unless ``trust_state_endpoint`` says the state store is trusted.
     """
 
     def __init__(self, *, endpoint_url: str | None, api: str | None, token: str | None,
-                 pool: int = 4) -> None:
+                 pool: int = 4, trust_state_endpoint: bool = False) -> None:
         self._endpoint_url = endpoint_url
         self._api = api
         self._token = token
         self._pool = pool
+        self._trust = trust_state_endpoint
         self._made: dict[tuple[str, str | None], ControlPlane] = {}
 
     def default(self) -> ControlPlane:
-        """For a command given a destination: ``--api``, or S3 at ``--endpoint-url``."""
+        """The configured control plane: ``--api``, or S3 at ``--endpoint-url``."""
         if self._api:
             return self._get("api", self._api)
         return self._get("s3", self._endpoint_url)
 
-    def for_state(self, state: ResumeState) -> ControlPlane:
-        """For an upload recorded in the resume state."""
+    def place(self) -> Place:
+        """Where the configured control plane sends credentials (no request is made)."""
         if self._api:
-            return self._get("api", self._api)
+            return Place("api", self._api)
+        return Place("s3", self.default().endpoint)
+
+    def started(self, state: ResumeState) -> bool:
+        """Whether the upload of ``state`` was started with the credentials this command
+        holds for its kind of place: the API key, or the AWS credentials. (A principal
+        does not depend on the host, so nothing is sent to learn it.)"""
         if state.api_url:
-            return self._get("api", state.api_url)
-        return self._get("s3", self._endpoint_url or state.endpoint)
+            if not (self._token or self._api):
+                return False  # with --api, a missing token is an error worth saying
+            plane = self._get("api", self._api or state.api_url)
+        else:
+            plane = self._get("s3", self._endpoint_url)
+        return state.principal == getattr(plane, "principal", "")
+
+    def for_state(self, state: ResumeState, store: StateStore) -> ControlPlane:
+        """The configured control plane, when ``state`` names the configured place; with
+        ``trust_state_endpoint``, one for the place it names; otherwise ``ConfigError``."""
+        named, configured = Place.of(state), self.place()
+        if named.same_as(configured):
+            return self.default()
+        if not self._trust:
+            raise ConfigError(
+                f"resume state {store.path_of(state)} for {state.destination} names {named}, "
+                f"not {configured} where this command was pointed: credentials go only where "
+                f"you point them. If it is yours, pass {named.flag} {named.url}; to trust "
+                "this state store's endpoints, add --trust-state-endpoint")
+        return self._get(named.kind, named.url)
 
     def _get(self, kind: str, url: str | None) -> ControlPlane:
         if (kind, url) not in self._made:
