@@ -51,6 +51,8 @@ def status(where: str | None, endpoint_url: str | None, api: str | None, token: 
         found = state.all()
         local = found if include_others else [s for s in found if planes.started(s)]
         target = Destination.parse(where) if where is not None else None
+        if target is not None:
+            planes.require_place_for(target.bucket, local)
         others = (f" (and {len(found) - len(local)} started by others: --all lists them)"
                   if len(found) > len(local) else "")
         click.echo(f"unfinished uploads in {state.location}: {len(local)}{others}")
@@ -102,6 +104,7 @@ def abort(dest: str, endpoint_url: str | None, api: str | None, token: str | Non
     state = StateStore(state_dir)
     planes = ControlPlanes(endpoint_url=endpoint_url, api=api, token=token)
     try:
+        planes.require_place_for(target.bucket, [s for s in state.all() if planes.started(s)])
         control = planes.default()
         recorded = state.load(control.endpoint, target)
         ids = {u.upload_id for u in control.list_uploads(target)
@@ -141,6 +144,7 @@ def gc(where: str, endpoint_url: str | None, api: str | None, token: str | None,
     state = StateStore(state_dir)
     planes = ControlPlanes(endpoint_url=endpoint_url, api=api, token=token)
     try:
+        planes.require_place_for(target.bucket, [s for s in state.all() if planes.started(s)])
         stale = collect_stale_uploads(planes.default(), target, state,
                                       older_than=parse_duration(older_than),
                                       include_foreign=include_foreign, dry_run=dry_run)

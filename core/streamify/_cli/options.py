@@ -176,6 +176,27 @@ class ControlPlanes:
                 "this state store's endpoints, add --trust-state-endpoint")
         return self._get(named.kind, named.url)
 
+    def require_place_for(self, bucket: str, states: list[ResumeState]) -> None:
+        """Before a command goes to the default place (neither ``--endpoint-url`` nor
+        ``--api`` given) about ``bucket``: if the ``states`` put that bucket only
+        elsewhere, say which option to pass instead of asking the wrong store."""
+        if self._api or self._endpoint_url:
+            return
+        known: list[Place] = []
+        for item in states:
+            place = Place.of(item)
+            if item.destination.bucket == bucket and not any(place.same_as(k) for k in known):
+                known.append(place)
+        configured = self.place()
+        if not known or any(place.same_as(configured) for place in known):
+            return
+        raise ConfigError(
+            f"s3://{bucket}: no --endpoint-url or --api was given, so this would go to "
+            f"{configured}, but your resume states have this bucket at "
+            f"{' and '.join(map(str, known))}: pass "
+            f"{' or '.join(f'{p.flag} {p.url}' for p in known)} (or --endpoint-url "
+            f"{configured.url} to go there after all)")
+
     def _get(self, kind: str, url: str | None) -> ControlPlane:
         if (kind, url) not in self._made:
             self._made[kind, url] = self._make(kind, url)

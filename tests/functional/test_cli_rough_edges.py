@@ -1,0 +1,26 @@
+"""Rough edges a new user met on a fresh machine, each through the real command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import Bucket
+from tests.functional._support import paused_upload, run_streamify
+
+
+def test_a_bucket_your_states_put_elsewhere_is_not_asked_of_aws(
+        tmp_path: Path, moto_bucket: Bucket, state_dir: str) -> None:
+    paused_upload(tmp_path / "v.bin", moto_bucket, "v.bin", state_dir)
+    for args in (["status", moto_bucket.url("")], ["abort", moto_bucket.url("v.bin")],
+                 ["gc", moto_bucket.url(""), "--older-than", "0s"]):
+        run = run_streamify(*args, state_dir=state_dir)
+        assert run.returncode == 2, (args, run.stderr)
+        [line] = run.stderr.splitlines()
+        assert f"s3://{moto_bucket.name}: no --endpoint-url or --api was given" in line
+        assert f"pass --endpoint-url {moto_bucket.endpoint}" in line
+    assert len(moto_bucket.open_uploads()) == 1
+
+    status = run_streamify("status", moto_bucket.url(""), "--endpoint-url",
+                           moto_bucket.endpoint, state_dir=state_dir)
+    assert status.returncode == 0, status.stderr
+    assert "open multipart uploads under" in status.stdout
