@@ -1,8 +1,8 @@
 """The ``streamify`` command line.
 
 Every error is one clear line on stderr and a non-zero exit code (the error's own
-``exit_code``); set ``STREAMIFY_DEBUG=1`` to see the traceback as well. The commands'
-shared pieces live in ``streamify._cli``.
+``exit_code``); ``STREAMIFY_DEBUG=1`` adds the traceback before that line, with the same
+exit code. The commands' shared pieces live in ``streamify._cli``.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import traceback
 from typing import NoReturn
 
 import click
@@ -235,6 +236,13 @@ def resume(dest: str | None, endpoint_url: str | None, api: str | None, token: s
                           "states name another endpoint (see above)")
 
 
+def _show_traceback_when_debugging() -> None:
+    """With ``STREAMIFY_DEBUG`` set, the traceback of the error being handled; the error
+    line and its exit code follow as without it, so scripts see the same code."""
+    if os.environ.get("STREAMIFY_DEBUG"):
+        traceback.print_exc()
+
+
 def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"streamify: error: {message}", err=True)
     sys.exit(code)
@@ -255,11 +263,9 @@ def main(argv: list[str] | None = None) -> None:
                 if isinstance(exc, click.UsageError) and exc.ctx is not None else "")
         _fail(exc.format_message().rstrip(".") + hint, exc.exit_code)
     except StreamifyError as exc:
-        if os.environ.get("STREAMIFY_DEBUG"):
-            raise
+        _show_traceback_when_debugging()
         _fail(str(exc), exc.exit_code)
     except Exception as exc:
-        if os.environ.get("STREAMIFY_DEBUG"):
-            raise
+        _show_traceback_when_debugging()
         _fail(f"unexpected {type(exc).__name__}: {exc} (set STREAMIFY_DEBUG=1 for details)", 1)
     sys.exit(code if isinstance(code, int) else 0)

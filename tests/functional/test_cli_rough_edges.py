@@ -4,8 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Bucket
-from tests.functional._support import paused_upload, run_streamify
+from tests.functional._support import paused_upload, recording_host, run_streamify
+from tests.helpers import make_file
+
+
+@pytest.mark.parametrize("error", ["missing-source", "access-denied"])
+def test_debug_mode_shows_the_traceback_and_keeps_the_exit_code(
+        tmp_path: Path, moto_bucket: Bucket, state_dir: str, error: str) -> None:
+    with recording_host() as refusing:  # an API service that refuses every key
+        if error == "missing-source":
+            args, code = [str(tmp_path / "nowhere.mp4"), moto_bucket.url("v.mp4"),
+                          "--endpoint-url", moto_bucket.endpoint], 3
+        else:
+            args, code = [str(make_file(tmp_path / "v.mp4", 100)), moto_bucket.url("v.mp4"),
+                          "--api", refusing.url, "--token", "stfy_wrong"], 6
+        run = run_streamify("upload", *args, state_dir=state_dir,
+                            env={"STREAMIFY_DEBUG": "1"})
+    assert run.returncode == code, run.stderr
+    assert "Traceback (most recent call last)" in run.stderr
+    assert run.stderr.splitlines()[-1].startswith("streamify: error: ")
 
 
 def test_a_bucket_your_states_put_elsewhere_is_not_asked_of_aws(
