@@ -121,10 +121,11 @@ def upload(sources: tuple[str, ...], dest: str, endpoint_url: str | None, api: s
            on_upload_gone: str, as_json: bool, no_progress: bool) -> None:
     """Upload SOURCES (files, directories, globs, fsspec URLs) to DEST (s3://bucket/key,
     or s3://bucket/prefix/ for several files: a file keeps its name, a directory keeps its
-    own name and its layout under the prefix)."""
+    own name and its layout under the prefix). An s3:// source is read from the
+    --endpoint-url store too, unless fsspec's configuration names another."""
     from ._cli.batch import Job, UploadBatch
     from ._cli.progress import wants_bar
-    from ._cli.sources import expand_sources
+    from ._cli.sources import expand_sources, s3_sources_at
     from ._state import StateStore
 
     refuse_token_without_api(api)
@@ -137,22 +138,23 @@ def upload(sources: tuple[str, ...], dest: str, endpoint_url: str | None, api: s
         _upload_stdin(sources, target, config, ControlPlanes(
             endpoint_url=endpoint_url, api=api, token=token, pool=concurrency), as_json)
         return
-    files = expand_sources(sources)
-    if not files:
-        raise SourceError(f"{' '.join(sources)}: no files to upload")
-    if (len(files) > 1 or len(sources) > 1) and not target.is_prefix:
-        raise ConfigError(f"several files go to a prefix: end {dest} with '/'")
-    planes = ControlPlanes(endpoint_url=endpoint_url, api=api, token=token,
-                           pool=concurrency * min(jobs, len(files)))
-    control = planes.default()
-    batch = UploadBatch(state=StateStore(state_dir), config=config, jobs=jobs,
-                        bar=wants_bar(no_progress=no_progress, as_json=as_json),
-                        as_json=as_json)
-    try:
-        batch.run([Job(source, target.child(name) if target.is_prefix else target, control,
-                       config) for source, name in files])
-    finally:
-        planes.close()
+    with s3_sources_at(endpoint_url, sources):
+        files = expand_sources(sources)
+        if not files:
+            raise SourceError(f"{' '.join(sources)}: no files to upload")
+        if (len(files) > 1 or len(sources) > 1) and not target.is_prefix:
+            raise ConfigError(f"several files go to a prefix: end {dest} with '/'")
+        planes = ControlPlanes(endpoint_url=endpoint_url, api=api, token=token,
+                               pool=concurrency * min(jobs, len(files)))
+        control = planes.default()
+        batch = UploadBatch(state=StateStore(state_dir), config=config, jobs=jobs,
+                            bar=wants_bar(no_progress=no_progress, as_json=as_json),
+                            as_json=as_json)
+        try:
+            batch.run([Job(source, target.child(name) if target.is_prefix else target,
+                           control, config) for source, name in files])
+        finally:
+            planes.close()
 
 
 def _upload_stdin(sources: tuple[str, ...], target: Destination, config: UploadConfig,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Bucket
-from tests.functional._support import paused_upload, recording_host, run_streamify
+from tests.functional._support import MiB, paused_upload, recording_host, run_streamify
 from tests.helpers import make_file
 
 
@@ -44,3 +44,16 @@ def test_a_bucket_your_states_put_elsewhere_is_not_asked_of_aws(
                            moto_bucket.endpoint, state_dir=state_dir)
     assert status.returncode == 0, status.stderr
     assert "open multipart uploads under" in status.stdout
+
+
+def test_an_s3_source_is_read_from_the_endpoint_given(tmp_path: Path, moto_bucket: Bucket,
+                                                      state_dir: str) -> None:
+    bodies = {"raw/a.bin": b"a" * (6 * MiB), "raw/b.bin": b"b" * 1000}
+    for key, body in bodies.items():
+        moto_bucket.client.put_object(Bucket=moto_bucket.name, Key=key, Body=body)
+    run = run_streamify("upload", f"s3://{moto_bucket.name}/raw/*.bin", moto_bucket.url("copy/"),
+                        "--endpoint-url", moto_bucket.endpoint, "--part-size", "5MiB",
+                        state_dir=state_dir)
+    assert run.returncode == 0, run.stderr
+    assert moto_bucket.read("copy/a.bin") == bodies["raw/a.bin"]
+    assert moto_bucket.read("copy/b.bin") == bodies["raw/b.bin"]

@@ -3,10 +3,12 @@ name each one gets under a destination prefix.
 
 A file keeps its base name; a directory keeps its own name as the first path segment, so
 ``upload shoot/ s3://b/in/`` writes ``in/shoot/a.mov`` and ``in/shoot/day2/b.mov``.
+An ``s3://`` source is read from the store ``--endpoint-url`` names (``s3_sources_at``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 from collections.abc import Iterator
@@ -14,7 +16,35 @@ from typing import Any
 
 from .._errors import SourceError
 
-__all__ = ["expand_sources"]
+__all__ = ["expand_sources", "s3_sources_at"]
+
+_S3_PROTOCOLS = ("s3://", "s3a://")
+
+
+@contextlib.contextmanager
+def s3_sources_at(endpoint_url: str | None, sources: tuple[str, ...]) -> Iterator[None]:
+    """While the command runs, ``s3://`` sources are read from ``endpoint_url`` too: the
+    store the user pointed the command at. fsspec's own configuration of an s3 endpoint
+    (``FSSPEC_S3``, ``fsspec.config.conf``) wins: that is how a copy between two stores
+    names the other one. fsspec is imported only when there is such a source."""
+    if endpoint_url is None or not any(src.startswith(_S3_PROTOCOLS) for src in sources):
+        yield
+        return
+    import fsspec.config
+
+    conf = fsspec.config.conf
+    before = conf.get("s3")
+    options = dict(before or {})
+    if "endpoint_url" not in options and "endpoint_url" not in options.get("client_kwargs", {}):
+        options["endpoint_url"] = endpoint_url
+    conf["s3"] = options
+    try:
+        yield
+    finally:
+        if before is None:
+            conf.pop("s3", None)
+        else:
+            conf["s3"] = before
 
 
 def expand_sources(sources: tuple[str, ...]) -> list[tuple[str, str]]:
