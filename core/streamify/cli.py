@@ -89,6 +89,10 @@ _jobs_option = click.option(
     "--jobs", type=click.IntRange(1, 32), default=4, show_default=True,
     help="Files uploaded at once, over one connection pool; files of one part run up to "
          "concurrency times as many (peak memory is about jobs x concurrency x part size).")
+_bwlimit_option = click.option(
+    "--bwlimit", type=BANDWIDTH, default=None,
+    help="Cap the upload rate, in bytes per second for the whole command, e.g. 20MiB "
+         "(default: no cap).")
 
 
 @cli.command()
@@ -107,9 +111,7 @@ _jobs_option = click.option(
 @click.option("--no-content-md5", is_flag=True,
               help="Check parts by --checksum alone, without Content-MD5 (less CPU): only "
                    "for stores that verify additional checksums, such as AWS S3.")
-@click.option("--bwlimit", type=BANDWIDTH, default=None,
-              help="Cap the upload rate, in bytes per second for the whole command, "
-                   "e.g. 20MiB (default: no cap).")
+@_bwlimit_option
 @click.option("--on-upload-gone", type=click.Choice(["restart", "fail"]), default="restart",
               show_default=True, help="If the open upload was aborted behind our back.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON result per file.")
@@ -185,11 +187,13 @@ def _upload_stdin(sources: tuple[str, ...], target: Destination, config: UploadC
 @click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Parts in flight per file.")
 @_jobs_option
+@_bwlimit_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON result per file.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def resume(dest: str | None, endpoint_url: str | None, api: str | None, token: str | None,
            state_dir: str | None, trust_state_endpoint: bool, include_others: bool,
-           concurrency: int, jobs: int, as_json: bool, no_progress: bool) -> None:
+           concurrency: int, jobs: int, bwlimit: int | None, as_json: bool,
+           no_progress: bool) -> None:
     """Resume your unfinished uploads in the state store (all, or the one to DEST), where
     this command is pointed: S3 at --endpoint-url, or the API service at --api with its
     token. A state naming another endpoint is refused (see --trust-state-endpoint)."""
@@ -214,7 +218,7 @@ def resume(dest: str | None, endpoint_url: str | None, api: str | None, token: s
         if not pending:
             click.echo("nothing to resume" + (f" for {dest}" if dest else ""), err=True)
             return
-        base = UploadConfig(concurrency=concurrency)
+        base = UploadConfig.from_options(concurrency=concurrency, bwlimit=bwlimit)
         todo, refused = [], 0
         for item in pending:
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,15 @@ def test_an_s3_source_is_read_from_the_endpoint_given(tmp_path: Path, moto_bucke
     assert run.returncode == 0, run.stderr
     assert moto_bucket.read("copy/a.bin") == bodies["raw/a.bin"]
     assert moto_bucket.read("copy/b.bin") == bodies["raw/b.bin"]
+
+
+def test_resume_takes_a_bandwidth_cap(tmp_path: Path, moto_bucket: Bucket,
+                                      state_dir: str) -> None:
+    paused_upload(tmp_path / "v.bin", moto_bucket, "v.bin", state_dir)
+    run = run_streamify("resume", "--endpoint-url", moto_bucket.endpoint, "--bwlimit", "2MiB",
+                        "--json", state_dir=state_dir)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["bytes_sent"] == 7 * MiB
+    # One second of burst (2 MiB), then 5 MiB at 2 MiB/s: never faster than 2.5 s.
+    assert result["seconds"] >= 2.5
