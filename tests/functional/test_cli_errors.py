@@ -206,13 +206,6 @@ def test_token_without_api(moto_bucket: Bucket, video: Path, state: str) -> None
     assert moto_bucket.open_uploads() == []
 
 
-def test_setup_bucket_needs_an_explicit_origin(moto_bucket: Bucket) -> None:
-    failure = streamify("setup-bucket", moto_bucket.url(""), "--endpoint-url",
-                        moto_bucket.endpoint)
-    assert failure.code == 2
-    assert "--cors-origin" in failure.line
-
-
 @pytest.mark.parametrize("mode", [[], ["--local"], ["--workers", "2"]],
                          ids=["service", "local", "workers"])
 def test_serve_on_a_busy_port(mode: list[str]) -> None:

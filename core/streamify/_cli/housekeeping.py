@@ -10,7 +10,7 @@ import click
 from .._destination import Destination
 from .._errors import ConfigError, StreamifyError
 from .._housekeeping import apply_bucket_rules, collect_stale_uploads
-from .._s3control import S3ControlPlane
+from .._s3control import S3ControlPlane, translate_s3_error
 from .._state import ResumeState, StateStore
 from .._units import format_size, parse_duration
 from .options import (
@@ -160,29 +160,44 @@ def gc(where: str, endpoint_url: str | None, api: str | None, token: str | None,
 
 @click.command("setup-bucket")
 @click.argument("bucket_url")
-@click.option("--endpoint-url", envvar="STREAMIFY_ENDPOINT_URL")
+@click.option("--endpoint-url", envvar="STREAMIFY_ENDPOINT_URL",
+              help="S3 endpoint (default: AWS, or AWS_ENDPOINT_URL).")
 @click.option("--abort-after", default="7d", show_default=True,
               help="Lifecycle: abort incomplete uploads after this many days.")
-@click.option("--cors-origin", "origins", multiple=True, required=True,
+@click.option("--cors-origin", "origins", multiple=True,
               help="Web origin allowed to PUT parts from a browser, such as "
-                   "https://app.example.com (repeat for several; '*' allows any page).")
+                   "https://app.example.com (repeat for several; '*' allows any page). "
+                   "Without it no CORS rule is added.")
 @click.option("--create", is_flag=True, help="Create the bucket if it does not exist.")
 def setup_bucket(bucket_url: str, endpoint_url: str | None, abort_after: str,
                  origins: tuple[str, ...], create: bool) -> None:
-    """Add the AbortIncompleteMultipartUpload lifecycle rule and the browser CORS rule;
-    the bucket's other rules are kept."""
-    bucket = Destination.parse(bucket_url).bucket
+    """Add the AbortIncompleteMultipartUpload lifecycle rule, and with --cors-origin the
+    CORS rule browsers need; the bucket's other rules are kept. With --create, make the
+    bucket first."""
+    target = Destination.parse(bucket_url)
     days = max(1, round(parse_duration(abort_after) / 86400))
     plane = S3ControlPlane(endpoint_url=endpoint_url)
-    if create:
-        import botocore.exceptions
+    try:
+        if create:
+            _create_bucket(plane, target.bucket)
+        apply_bucket_rules(plane.client, target.bucket, abort_after_days=days,
+                           allowed_origins=origins)
+    finally:
+        plane.close()
+    cors = (f"CORS allows {', '.join(origins)} with ETag exposed" if origins else
+            "no CORS rule (browsers cannot upload to it: add --cors-origin ORIGIN for that)")
+    click.echo(f"s3://{target.bucket}: incomplete uploads abort after {days} day(s); {cors}")
 
-        try:
-            plane.client.create_bucket(Bucket=bucket)
-        except botocore.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in (
-                    "BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-                raise
-    apply_bucket_rules(plane.client, bucket, abort_after_days=days, allowed_origins=origins)
-    click.echo(f"s3://{bucket}: incomplete uploads abort after {days} day(s); CORS allows "
-               f"{', '.join(origins)} with ETag exposed")
+
+def _create_bucket(plane: S3ControlPlane, bucket: str) -> None:
+    import botocore.exceptions
+
+    try:
+        plane.client.create_bucket(Bucket=bucket)
+    except botocore.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in (
+                "BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            return
+        raise translate_s3_error(exc, "creating bucket", Destination(bucket, "")) from exc
+    except botocore.exceptions.BotoCoreError as exc:
+        raise translate_s3_error(exc, "creating bucket", Destination(bucket, "")) from exc
