@@ -49,6 +49,27 @@ def _write_video(path: str, size: int) -> str:
     return digest.hexdigest()
 
 
+def _parts_in_s3(client: Any) -> int:
+    """How many parts the open upload of the demo's key holds (0 before it starts)."""
+    uploads = client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])
+    if not uploads:
+        return 0
+    listed = client.list_parts(Bucket=BUCKET, Key=KEY, UploadId=uploads[0]["UploadId"])
+    return len(listed.get("Parts", []))
+
+
+def _parts_after_kill(client: Any) -> int:
+    """What S3 holds once the killed process's last requests have settled: a part whose
+    body had fully arrived still lands after the kill, and the resume will count it."""
+    count = _parts_in_s3(client)
+    while True:
+        time.sleep(0.2)
+        again = _parts_in_s3(client)
+        if again == count:
+            return count
+        count = again
+
+
 def _say(text: str) -> None:
     click.echo(click.style("==> ", fg="cyan", bold=True) + text)
 
@@ -99,20 +120,15 @@ def _run_demo(work: str, endpoint: str, size: int, kill_at: float, client: Any) 
          "throttled to 64 MiB/s)")
     child = subprocess.Popen([*command, "--no-progress", "--bwlimit", "64MiB"], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    present = 0
     while child.poll() is None:
-        uploads = client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])
-        if uploads:
-            parts = client.list_parts(Bucket=BUCKET, Key=KEY, UploadId=uploads[0]["UploadId"])
-            present = len(parts.get("Parts", []))
-            if present >= parts_total * kill_at:
-                child.send_signal(signal.SIGKILL)
-                child.wait()
-                break
+        if _parts_in_s3(client) >= parts_total * kill_at:
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+            break
         time.sleep(0.05)
     if child.returncode == -signal.SIGKILL:
-        _say(f"killed the upload process (SIGKILL) with {present} of {parts_total} parts in S3, "
-             "as a crash or a dropped laptop lid would")
+        _say(f"killed the upload process (SIGKILL) with {_parts_after_kill(client)} of "
+             f"{parts_total} parts in S3, as a crash or a dropped laptop lid would")
     else:
         _say(f"attempt 1 ended by itself before it could be killed (exit {child.returncode})")
 

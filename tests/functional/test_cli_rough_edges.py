@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -98,3 +101,14 @@ def test_resume_takes_a_bandwidth_cap(tmp_path: Path, moto_bucket: Bucket,
     assert result["bytes_sent"] == 7 * MiB
     # One second of burst (2 MiB), then 5 MiB at 2 MiB/s: never faster than 2.5 s.
     assert result["seconds"] >= 2.5
+
+
+def test_the_demo_counts_the_parts_in_s3_once(tmp_path: Path) -> None:
+    demo = subprocess.run([sys.executable, "-m", "streamify", "demo", "--size", "96MiB"],
+                          capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path)
+    assert demo.returncode == 0, demo.stderr
+    told = demo.stdout + demo.stderr
+    killed = re.search(r"with (\d+) of 12 parts in S3", told)
+    resumed = re.search(r"\((\d+) parts?\) already in S3, verified", told)
+    assert killed and resumed, told
+    assert killed.group(1) == resumed.group(1), told
