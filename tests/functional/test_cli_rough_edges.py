@@ -91,6 +91,19 @@ def test_setup_bucket_says_what_its_endpoint_option_is(state_dir: str) -> None:
     assert "--create" in run.stdout and "Without it no CORS rule" in " ".join(run.stdout.split())
 
 
+@pytest.mark.xfail(strict=True, reason="needs Uploader._already_complete to report "
+                   "bytes_resumed=0 when it skipped an identical object")
+def test_an_object_already_there_reports_nothing_resumed(tmp_path: Path, moto_bucket: Bucket,
+                                                         state_dir: str) -> None:
+    path = make_file(tmp_path / "clip.mp4", 12 * MiB)
+    args = ["upload", str(path), moto_bucket.url("clip.mp4"), "--endpoint-url",
+            moto_bucket.endpoint, "--part-size", "5MiB", "--json"]
+    assert run_streamify(*args, state_dir=state_dir).returncode == 0
+    again = json.loads(run_streamify(*args, state_dir=state_dir).stdout)
+    assert again["skipped"] is True
+    assert (again["bytes_sent"], again["bytes_resumed"], again["resumed"]) == (0, 0, False)
+
+
 def test_resume_takes_a_bandwidth_cap(tmp_path: Path, moto_bucket: Bucket,
                                       state_dir: str) -> None:
     paused_upload(tmp_path / "v.bin", moto_bucket, "v.bin", state_dir)
