@@ -1,11 +1,9 @@
 import base64
 import functools
 import hashlib
-import sys
 import threading
 import zlib
 from collections.abc import Callable, Sequence
-from types import FrameType
 
 import pytest
 import streamify
@@ -14,6 +12,8 @@ from streamify._checksum import additional_checksum, composite_etag, md5_base64
 from streamify._housekeeping import stale_uploads
 from streamify._signing import BatchSigner
 from streamify._throttle import Throttle
+
+from tests.threads import start_and_wait_until_it_waits
 
 PUBLIC = [
     "AccessDeniedError", "Completed", "ConfigError", "ControlPlane", "Destination",
@@ -97,33 +97,6 @@ def test_throttle_holds_the_rate() -> None:
     assert sum(slept) == pytest.approx(4.0)
 
 
-_CONDITION_WAIT = threading.Condition.wait.__code__
-
-
-def _start_and_wait_until_it_waits(target: Callable[[], object]) -> threading.Thread:
-    """Start ``target`` in a thread and return once that thread waits on a condition (in
-    the signer: its request is in, and it waits for its URL or lingers for company) or has
-    ended. Threads started one after the other this way arrive in that order."""
-    waiting = threading.Event()
-
-    def on_call(frame: FrameType, event: str, arg: object) -> None:
-        if event == "call" and frame.f_code is _CONDITION_WAIT:
-            waiting.set()
-
-    def run() -> None:
-        sys.setprofile(on_call)
-        try:
-            target()
-        finally:
-            sys.setprofile(None)
-            waiting.set()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert waiting.wait(30), "the thread neither waited nor ended"
-    return thread
-
-
 def _sign_from_threads(signer: BatchSigner, count: int, *,
                        then: Callable[[], object] = lambda: None) -> dict[int, object]:
     """Ask ``signer`` for parts 1..count from as many threads, arriving in that order, call
@@ -136,7 +109,7 @@ def _sign_from_threads(signer: BatchSigner, count: int, *,
         except Exception as exc:
             outcomes[n] = exc
 
-    threads = [_start_and_wait_until_it_waits(functools.partial(worker, n))
+    threads = [start_and_wait_until_it_waits(functools.partial(worker, n))
                for n in range(1, count + 1)]
     then()
     for thread in threads:
