@@ -30,6 +30,7 @@ from tests.page.conftest import LIMIT, SIZE_LIMITED, PageService
 pytestmark = [pytest.mark.page]
 
 PROBLEM_TIMEOUT_MS = 30_000
+ONLINE = {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
 
 
 def _problem(page: Any) -> str:
@@ -137,10 +138,42 @@ def test_the_network_going_down_is_said_plainly_and_the_upload_goes_on_after(
     add_file(page, make_file(tmp_path / "offline.mp4", 20 * MiB, seed=6))
     press_upload(page)
     assert "network is down" in _problem(page)
-    cdp.send("Network.emulateNetworkConditions", {
-        "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    cdp.send("Network.emulateNetworkConditions", ONLINE)
     page.locator("#done-objects li[data-key='alice/offline.mp4']").wait_for(timeout=60_000)
     assert page.is_hidden("#problem")
+
+
+# The page's list calls that fail while the network is down report it only once the
+# network is back (as a loaded browser may: the failure and the "online" event race).
+_LATE_NETWORK_FAILURES = """() => {
+  const fetchNow = window.fetch
+  window.fetch = async (input, init) => {
+    try {
+      return await fetchNow(input, init)
+    } catch (error) {
+      const path = new URL(typeof input === 'string' ? input : input.url, location.href).pathname
+      if (!navigator.onLine && ['/v1/uploads', '/v1/objects'].some((p) => path.startsWith(p))) {
+        await new Promise((resolve) => window.addEventListener(
+          'online', () => setTimeout(resolve, 100), { once: true }))
+      }
+      throw error
+    }
+  }
+}"""
+
+
+def test_a_list_call_that_failed_offline_says_nothing_once_the_network_is_back(
+        page_service: PageService, browser: Any, tmp_path: Path) -> None:
+    page = page_service.new_page(browser)
+    sign_in(page, page_service.tokens["alice"])
+    page.evaluate(_LATE_NETWORK_FAILURES)
+    cdp = throttle(page, None, offline=True)
+    add_file(page, make_file(tmp_path / "late.mp4", 20 * MiB, seed=8))
+    press_upload(page)
+    assert "network is down" in _problem(page)
+    cdp.send("Network.emulateNetworkConditions", ONLINE)
+    page.locator("#done-objects li[data-key='alice/late.mp4']").wait_for(timeout=60_000)
+    assert page.is_hidden("#problem"), page.inner_text("#problem")
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import './page.css'
 
 import { formatBytes, renderCompleted, renderOpenUploads } from './lists.js'
 import {
-  ServiceError, limitsOf, openUploads, plainWords, signIn, signInOnce, signOut,
+  ServiceError, isNetworkError, limitsOf, openUploads, plainWords, signIn, signInOnce, signOut,
   watchCompanionAnswers,
 } from './service.js'
 
@@ -26,6 +26,10 @@ const byId = (id) => document.getElementById(id)
 
 let uppy = null
 let lastRefusal = null // the service's last refusal of a Companion call (see service.js)
+// How many times the network came back: a list call begun before then that failed for
+// want of a network may say so only after (its failure and the "online" event race), and
+// is old news by then.
+let networkReturns = 0
 
 function showProblem(text) {
   const box = byId('problem')
@@ -42,10 +46,12 @@ function showSignIn(reason) {
 }
 
 async function refresh() {
+  const returnsBefore = networkReturns
   try {
     await Promise.all([renderOpenUploads(byId('open-uploads'), byId('open-empty'), onAbort),
       renderCompleted(byId('done-objects'), byId('done-empty'))])
   } catch (error) {
+    if (isNetworkError(error) && networkReturns !== returnsBefore) return
     failed(error)
   }
 }
@@ -117,6 +123,7 @@ function startUppy() {
   uppy.on('is-offline', () => showProblem(plainWords(new TypeError('offline'))))
   // Back online: what the network cut off goes on by itself, from the parts stored.
   uppy.on('back-online', () => {
+    networkReturns += 1
     showProblem('')
     if (uppy.getFiles().some((file) => file.error)) uppy.retryAll()
   })

@@ -59,6 +59,13 @@ export function watchCompanionAnswers(onFailure) {
   }
 }
 
+// Whether an error is the network's (down, or the request never got an answer), not an
+// answer of the service's.
+export function isNetworkError(error) {
+  return !(error instanceof ServiceError) && (!navigator.onLine || error instanceof TypeError ||
+    /network/i.test(String(error)))
+}
+
 // What went wrong, in plain words, and what to do about it.
 export function plainWords(error, fileName) {
   const what = fileName ? `“${fileName}”` : 'The upload'
@@ -88,7 +95,7 @@ export function plainWords(error, fileName) {
     }
     return `${what} was refused: ${detail}`
   }
-  if (!navigator.onLine || error instanceof TypeError || /network/i.test(String(error))) {
+  if (isNetworkError(error)) {
     return 'The network is down. The upload stopped; it goes on from the parts already ' +
       'stored as soon as you are back online (or press Retry then).'
   }
