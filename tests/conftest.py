@@ -17,6 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# Property tests judge answers, not speed: a loaded machine must not fail them on time.
+settings.register_profile("streamify", deadline=None)
+settings.load_profile("streamify")
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "streamify-test")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "streamify-test-secret")

@@ -318,6 +318,10 @@ class Uploader:
                 self._control, self.destination, upload_id, plan.size,
                 [parts[n] for n in range(1, plan.count + 1)], self.source.name,
                 etags_are_md5s=decision.etags_are_md5s and not sending.opaque_etags)
+        except IntegrityError:
+            # Assembled, so no upload is left to resume: the error says what to do.
+            self.state.remove(self._control.endpoint, self.destination)
+            raise
         except Stopped as stop:
             if self._flow.cancelled:
                 self._cancelled(upload_id)
@@ -431,8 +435,12 @@ class Uploader:
             emit(ev.Resumed(done.upload_id, done.plan.size, done.plan.count, "state"))
         emit(ev.Progress(done.plan.size, done.plan.size))
         emit(ev.Completed(self.destination, done.info.size, done.info.etag))
-        result = self._result("completed", done.upload_id or "", done.plan, 0, done.plan.size,
-                              started, etag=done.info.etag, resumed=done.upload_id is not None)
+        # Bytes resumed are those of an upload this run found and completed, not those of
+        # an object that was already there.
+        resumed = done.upload_id is not None
+        result = self._result("completed", done.upload_id or "", done.plan, 0,
+                              done.plan.size if resumed else 0, started, etag=done.info.etag,
+                              resumed=resumed)
         return replace(result, skipped=done.upload_id is None)
 
     def _state_for(self, upload_id: str, plan: PartPlan, checksum: str,

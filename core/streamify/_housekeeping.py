@@ -10,7 +10,7 @@ import botocore.exceptions
 
 from ._control import ControlPlane, OpenUpload
 from ._destination import Destination
-from ._errors import ConfigError, UploadGoneError
+from ._errors import UploadGoneError
 from ._s3control import translate_s3_error
 from ._state import StateStore
 
@@ -79,17 +79,13 @@ def _last_written(control: ControlPlane, upload: OpenUpload, *, since: float) ->
     return max([since, *(t for t in times if t is not None)])
 
 
-def apply_bucket_rules(client: S3Client, bucket: str, *, allowed_origins: Sequence[str],
+def apply_bucket_rules(client: S3Client, bucket: str, *, allowed_origins: Sequence[str] = (),
                        abort_after_days: int = 7) -> None:
-    """Set the lifecycle rule that aborts incomplete uploads and the CORS rule browsers need.
-
-    ``allowed_origins`` are the web pages allowed to PUT parts from a browser (``["*"]``
-    only on purpose). Both rules replace any earlier rule with Streamify's id and keep the
-    bucket's other rules.
+    """Set the lifecycle rule that aborts incomplete uploads and, for ``allowed_origins``
+    (the web pages allowed to PUT parts from a browser; ``["*"]`` only on purpose), the
+    CORS rule browsers need. With no origins no CORS rule is set: programs need none. Both
+    rules replace any earlier rule with Streamify's id and keep the bucket's other rules.
     """
-    if not allowed_origins:
-        raise ConfigError(f"s3://{bucket}: name the origins allowed to upload from a browser "
-                          "(allowed_origins, --cors-origin), for example https://app.example.com")
     where = Destination(bucket, "")
     try:
         rules = _existing(client.get_bucket_lifecycle_configuration, bucket,
@@ -101,6 +97,8 @@ def apply_bucket_rules(client: S3Client, bucket: str, *, allowed_origins: Sequen
         })
         client.put_bucket_lifecycle_configuration(
             Bucket=bucket, LifecycleConfiguration={"Rules": rules})
+        if not allowed_origins:
+            return
         cors = _existing(client.get_bucket_cors, bucket, "NoSuchCORSConfiguration", "CORSRules")
         cors = [r for r in cors if r.get("ID") != CORS_RULE_ID]
         cors.append({

@@ -64,8 +64,6 @@ def test_an_s3_source_is_read_from_the_endpoint_given(tmp_path: Path, moto_bucke
     assert moto_bucket.read("copy/b.bin") == bodies["raw/b.bin"]
 
 
-@pytest.mark.xfail(strict=True, reason="needs _housekeeping.apply_bucket_rules to set only "
-                   "the lifecycle rule when allowed_origins is empty")
 def test_setup_bucket_creates_a_bucket_without_a_cors_origin(moto_bucket: Bucket,
                                                              state_dir: str) -> None:
     name = f"new-{uuid.uuid4().hex[:12]}"
@@ -91,8 +89,6 @@ def test_setup_bucket_says_what_its_endpoint_option_is(state_dir: str) -> None:
     assert "--create" in run.stdout and "Without it no CORS rule" in " ".join(run.stdout.split())
 
 
-@pytest.mark.xfail(strict=True, reason="needs Uploader._already_complete to report "
-                   "bytes_resumed=0 when it skipped an identical object")
 def test_an_object_already_there_reports_nothing_resumed(tmp_path: Path, moto_bucket: Bucket,
                                                          state_dir: str) -> None:
     path = make_file(tmp_path / "clip.mp4", 12 * MiB)

@@ -89,6 +89,8 @@ def test_a_file_whose_object_does_not_match_is_an_integrity_error(
     assert caught.value.exit_code == 10
     assert str(path) in str(caught.value) and "left in place" in str(caught.value)
     _assert_left_in_place(moto_bucket, "clip.mp4", path.read_bytes())
+    # Assembled, so nothing is left to resume: no state points at the finished upload.
+    assert streamify.StateStore(state_dir).all() == []
 
 
 @pytest.mark.parametrize("misreport", MISREPORTS)

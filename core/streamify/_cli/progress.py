@@ -71,7 +71,7 @@ class ProgressDisplay:
                                           leave=self._leave)
             self._bar.update(event.bytes_done / MiB - self._bar.n)
         elif isinstance(event, ev.Retrying) and self._bar is not None:
-            self._bar.set_postfix_str(f"retry part {event.number}: {event.reason[:60]}")
+            self._bar.set_postfix_str(f"retry {event.what}: {event.reason[:60]}")
         elif isinstance(event, ev.Completed) and self._bar is not None:
             self._bar.update(_bar_total(event.size) - self._bar.n)  # an empty file too
             self._bar.close()
