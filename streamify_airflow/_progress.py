@@ -96,8 +96,8 @@ class ProgressLog:
             elif self._due():
                 log.info("%s", self.line(event.bytes_done, event.total_bytes))
         elif isinstance(event, Retrying):
-            log.warning("part %d: attempt %d failed (%s); retrying in %.1f s",
-                        event.number, event.attempt, event.reason, event.delay)
+            log.warning("%s: attempt %d failed (%s); retrying in %.1f s",
+                        event.what, event.attempt, event.reason, event.delay)
         elif isinstance(event, Completed):
             log.info("uploaded %s: %s, ETag %s", event.destination,
                      format_bytes(event.size), event.etag)
