@@ -39,7 +39,6 @@ from ._errors import (
     TransferError,
 )
 from ._snapshot import PrefixSnapshot, take_snapshot
-from ._source import open_source
 from ._state import StateStore
 from ._stream import StreamWriter
 from ._throttle import Throttle
@@ -209,19 +208,18 @@ class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
         destination = self._destination(rpath)
         if mode == "create" and self.exists(rpath):
             raise FileExistsError(f"streamify://{rpath} exists and mode='create'")
-        source = open_source(location)
         try:
-            uploader = Uploader(source, destination, control=self.control,
-                                config=self.config, state=self.state, sender=self.sender,
-                                metadata=metadata, snapshot=snapshot)
-            uploader.subscribe(_CallbackProgress(callback))
-            running.append(uploader)
-            try:
-                result = uploader.run()
-            finally:
-                running.remove(uploader)
+            # The uploader opens the file, and closes it; the sender is this filesystem's.
+            with Uploader(location, destination, control=self.control, config=self.config,
+                          state=self.state, sender=self.sender, metadata=metadata,
+                          snapshot=snapshot) as uploader:
+                uploader.subscribe(_CallbackProgress(callback))
+                running.append(uploader)
+                try:
+                    result = uploader.run()
+                finally:
+                    running.remove(uploader)
         finally:
-            source.close()
             self._written(rpath)
         if result.status != "completed":
             raise TransferError(f"upload of {location} to {destination} was paused; repeat "
