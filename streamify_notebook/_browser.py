@@ -61,7 +61,7 @@ class BrowserUploader(UploadWidget):
     parts_resumed = traitlets.Int(0).tag(sync=True)
     """Parts S3 already held when the upload was opened (set by the browser)."""
     concurrency = traitlets.Int(4).tag(sync=True)
-    max_attempts = traitlets.Int(8).tag(sync=True)
+    max_attempts = traitlets.Int(20).tag(sync=True)
     backoff_base = traitlets.Float(0.25).tag(sync=True)
     backoff_max = traitlets.Float(20.0).tag(sync=True)
     bwlimit = traitlets.Int(0).tag(sync=True)
@@ -75,8 +75,17 @@ class BrowserUploader(UploadWidget):
                          backoff_base=config.backoff_base, backoff_max=config.backoff_max,
                          bwlimit=config.bwlimit or 0)
         self.config = config
+        self._own_control = control is None
         self.control: ControlPlane = control or S3ControlPlane(endpoint_url=endpoint_url)
         self.on_msg(self._on_request)
+
+    def close(self) -> None:
+        """Close the widget and the S3 client it made (not a ``control`` passed in).
+        Closing again does nothing."""
+        if self._own_control:
+            self._own_control = False
+            self.control.close()
+        super().close()
 
     def target(self, file_name: str) -> Destination:
         """Where a file of this name goes."""

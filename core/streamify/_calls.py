@@ -169,7 +169,7 @@ class RetryingControlPlane:
         skips what it already gave (a listing's order is stable between two reads)."""
         lister = self.inner
         if not isinstance(lister, ObjectLister):
-            raise TypeError(f"{lister!r} cannot list objects")
+            raise StreamifyError(f"listing objects in {prefix}: {lister!r} cannot list")
         given = 0
         pages: Iterator[ListedObject] | None = None
 

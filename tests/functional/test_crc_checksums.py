@@ -12,10 +12,11 @@ damaged.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -45,11 +46,22 @@ def _crc(data: bytes) -> str:
     return base64.b64encode(checksums.crc64nvme(data).to_bytes(8, "big")).decode()
 
 
+# Every uploader a test makes is closed after it (it holds the file open).
+_uploaders = contextlib.ExitStack()
+
+
+@pytest.fixture(autouse=True)
+def _close_uploaders() -> Iterator[None]:
+    with _uploaders:
+        yield
+
+
 def _uploader(path: Path, bucket: Bucket, key: str, state_dir: str, *,
               config: UploadConfig = CRC_ONLY,
               sender: RecordingSender | None = None) -> Uploader:
-    return Uploader(path, bucket.url(key), control=S3ControlPlane(endpoint_url=bucket.endpoint),
-                    config=config, state=StateStore(state_dir), sender=sender)
+    return _uploaders.enter_context(Uploader(
+        path, bucket.url(key), control=S3ControlPlane(endpoint_url=bucket.endpoint),
+        config=config, state=StateStore(state_dir), sender=sender))
 
 
 def _stored_crc(bucket: Bucket, key: str) -> tuple[str | None, str | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import random
@@ -9,7 +10,7 @@ import shutil
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import boto3
@@ -43,10 +44,21 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# Every uploader a test makes is closed after it (it holds the file open).
+_uploaders = contextlib.ExitStack()
+
+
+@pytest.fixture(autouse=True)
+def _close_uploaders() -> Iterator[None]:
+    with _uploaders:
+        yield
+
+
 def _uploader(path: Path, bucket: Bucket, key: str, state_dir: str,
               config: UploadConfig = CONFIG, **kwargs: object) -> Uploader:
-    return Uploader(path, bucket.url(key), control=S3ControlPlane(endpoint_url=bucket.endpoint),
-                    config=config, state=StateStore(state_dir), **kwargs)  # type: ignore[arg-type]
+    return _uploaders.enter_context(Uploader(
+        path, bucket.url(key), control=S3ControlPlane(endpoint_url=bucket.endpoint),
+        config=config, state=StateStore(state_dir), **kwargs))  # type: ignore[arg-type]
 
 
 def _pause_at(uploader: Uploader, fraction: float) -> None:
@@ -384,9 +396,9 @@ def test_part_etags_that_are_not_md5s_are_checked_by_checksum_or_sent_again_once
     real: dict[str, str] = {}
 
     def uploader(sender: PartSender) -> Uploader:
-        return Uploader(path, moto_bucket.url("v.mp4"), config=config, sender=sender,
-                        control=OpaqueETagControl(moto_bucket.endpoint, real),
-                        state=StateStore(state_dir))
+        return _uploaders.enter_context(Uploader(
+            path, moto_bucket.url("v.mp4"), config=config, sender=sender,
+            control=OpaqueETagControl(moto_bucket.endpoint, real), state=StateStore(state_dir)))
 
     first = uploader(OpaqueETagSender(real))
     _pause_at(first, 0.5)
@@ -525,9 +537,10 @@ class ShortSigningControl(S3ControlPlane):
 def test_a_control_plane_answering_too_few_urls_fails_the_waiters(
         tmp_path: Path, moto_bucket: Bucket, state_dir: str) -> None:
     path = make_file(tmp_path / "v.mp4", 20 * MiB)
-    uploader = Uploader(path, moto_bucket.url("v.mp4"),
-                        control=ShortSigningControl(endpoint_url=moto_bucket.endpoint),
-                        config=CONFIG, state=StateStore(state_dir))
+    uploader = _uploaders.enter_context(Uploader(
+        path, moto_bucket.url("v.mp4"),
+        control=ShortSigningControl(endpoint_url=moto_bucket.endpoint), config=CONFIG,
+        state=StateStore(state_dir)))
     failure: list[BaseException] = []
 
     def run() -> None:

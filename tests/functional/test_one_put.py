@@ -6,6 +6,7 @@ Every request the client makes is seen by the counting proxy in front of moto's 
 from __future__ import annotations
 
 import hashlib
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -123,9 +124,10 @@ def test_a_file_changed_while_it_is_read_is_not_sent(tmp_path: Path, moto_bucket
                 more.write(b"more")
             return data
 
-    with Uploader(Growing(path), moto_bucket.url("one/growing.mp4"),
-                  control=S3ControlPlane(endpoint_url=moto_proxy.url), config=CONFIG,
-                  state=StateStore(state_dir)) as uploader, \
+    with closing(Growing(path)) as source, \
+            Uploader(source, moto_bucket.url("one/growing.mp4"),
+                     control=S3ControlPlane(endpoint_url=moto_proxy.url), config=CONFIG,
+                     state=StateStore(state_dir)) as uploader, \
             pytest.raises(SourceChangedError, match="nothing was sent"):
         uploader.run()
     assert [m for m, _ in moto_proxy.requests] == ["HEAD"]

@@ -99,3 +99,19 @@ def test_a_widget_whose_construction_failed_is_collected_quietly() -> None:
     with pytest.raises(ValueError, match="part_size"):
         Uploader("clip.mp4", "s3://bucket/key", part_size="lots")
     gc.collect()
+
+
+def test_the_browser_widget_closes_the_client_it_made_and_only_that(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamify_notebook import BrowserUploader
+
+    closed: list[S3ControlPlane] = []
+    monkeypatch.setattr(S3ControlPlane, "close", lambda plane: closed.append(plane))
+    made = BrowserUploader("s3://bkt/drop/", endpoint_url="http://127.0.0.1:9")
+    made.close()
+    made.close()
+    assert closed == [made.control]
+
+    given = S3ControlPlane(endpoint_url="http://127.0.0.1:9")
+    BrowserUploader("s3://bkt/drop/", control=given).close()
+    assert closed == [made.control]

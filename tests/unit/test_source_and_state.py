@@ -2,6 +2,7 @@ import dataclasses
 import json
 import os
 import threading
+from contextlib import closing
 from pathlib import Path
 
 import fsspec
@@ -25,6 +26,11 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
+def _fingerprint(path: Path) -> Fingerprint:
+    with closing(open_source(path)) as source:
+        return source.fingerprint()
+
+
 def test_local_reads_are_positional(tmp_path: Path) -> None:
     source = LocalFileSource(_write(tmp_path / "f", bytes(range(256)) * 10))
     assert source.size == 2560
@@ -44,37 +50,37 @@ def test_directory_is_not_a_source(tmp_path: Path) -> None:
 
 def test_a_shrunk_file_is_reported(tmp_path: Path) -> None:
     path = _write(tmp_path / "f", b"x" * 100)
-    source = LocalFileSource(path)
-    os.truncate(path, 10)
-    with pytest.raises(SourceError, match="shrank"):
-        source.read(50, 50)
+    with closing(LocalFileSource(path)) as source:
+        os.truncate(path, 10)
+        with pytest.raises(SourceError, match="shrank"):
+            source.read(50, 50)
 
 
 def test_fingerprint_changes_when_content_changes_in_the_edges(tmp_path: Path) -> None:
     path = _write(tmp_path / "f", os.urandom(3 * MiB))
-    before = open_source(path).fingerprint()
+    before = _fingerprint(path)
     with open(path, "r+b") as fh:
         fh.seek(3 * MiB - 10)
         fh.write(b"0123456789")
     os.utime(path, ns=(1, int(before.version)))  # same mtime: the edge hash must tell
-    after = open_source(path).fingerprint()
+    after = _fingerprint(path)
     assert after.size == before.size and after.version == before.version
     assert after != before
 
 
 def test_fingerprint_changes_with_mtime_for_a_change_in_the_middle(tmp_path: Path) -> None:
     path = _write(tmp_path / "f", os.urandom(3 * MiB))
-    before = open_source(path).fingerprint()
+    before = _fingerprint(path)
     with open(path, "r+b") as fh:
         fh.seek(MiB + 5)
         fh.write(b"!")
     os.utime(path, ns=(1, int(before.version) + 1_000_000))
-    assert open_source(path).fingerprint() != before
+    assert _fingerprint(path) != before
 
 
 def test_fingerprint_is_stable(tmp_path: Path) -> None:
     path = _write(tmp_path / "f", os.urandom(MiB + 1))
-    assert open_source(path).fingerprint() == open_source(path).fingerprint()
+    assert _fingerprint(path) == _fingerprint(path)
 
 
 def test_fsspec_source_reads_ranges() -> None:

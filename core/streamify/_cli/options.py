@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import click
 from click.core import ParameterSource
 
-from .._config import MAX_PART_SIZE, MIN_PART_SIZE
+from .._config import MAX_PART_SIZE, MIN_PART_SIZE, UploadConfig
 from .._control import ControlPlane
 from .._errors import ConfigError
 from .._units import parse_size
 
 if TYPE_CHECKING:
+    from .._calls import RetryingControlPlane
     from .._state import ResumeState, StateStore
 
 __all__ = ["BANDWIDTH", "PART_SIZE", "ControlPlanes", "Place", "Size", "connection_options",
@@ -136,7 +137,7 @@ class ControlPlanes:
         self._token = token
         self._pool = pool
         self._trust = trust_state_endpoint
-        self._made: dict[tuple[str, str | None], ControlPlane] = {}
+        self._made: dict[tuple[str, str | None], RetryingControlPlane] = {}
 
     def default(self) -> ControlPlane:
         """The configured control plane: ``--api``, or S3 at ``--endpoint-url``."""
@@ -198,8 +199,12 @@ class ControlPlanes:
             f"{configured.url} to go there after all)")
 
     def _get(self, kind: str, url: str | None) -> ControlPlane:
+        """The control plane for ``kind`` at ``url``, its calls retried under the default
+        budget (an upload retries them under its own)."""
         if (kind, url) not in self._made:
-            self._made[kind, url] = self._make(kind, url)
+            from .._calls import RetryingControlPlane  # urllib3 only when a command needs it
+
+            self._made[kind, url] = RetryingControlPlane(self._make(kind, url), UploadConfig())
         return self._made[kind, url]
 
     def _make(self, kind: str, url: str | None) -> ControlPlane:
@@ -217,4 +222,4 @@ class ControlPlanes:
 
     def close(self) -> None:
         for plane in self._made.values():
-            plane.close()
+            plane.inner.close()
