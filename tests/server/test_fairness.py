@@ -128,10 +128,13 @@ def test_health_and_other_principals_answer_while_one_floods_signing(
 
 
 def test_the_http_control_plane_waits_out_a_429(moto_bucket: Bucket) -> None:
-    from streamify import HttpControlPlane
+    """Every control call an upload makes goes through the retry budget the engine puts
+    around the control plane; a 429 is waited out there, as its Retry-After says."""
+    from streamify import HttpControlPlane, UploadConfig
+    from streamify._calls import retrying
 
     with running_api(moto_bucket, rate_limit=2, rate_burst=2) as api:
-        plane = HttpControlPlane(api.url, token=TOKENS["alice"])
+        plane = retrying(HttpControlPlane(api.url, token=TOKENS["alice"]), UploadConfig())
         mine = Destination(api.bucket.name, api.key("alice", "x.bin"))
         for _ in range(4):
             assert plane.list_uploads(mine) == []
