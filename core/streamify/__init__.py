@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ._config import UploadConfig
     from ._control import ControlPlane, ObjectInfo, OpenUpload, PartToSign, SignedPart, UploadedPart
     from ._destination import Destination
-    from ._engine import Uploader, UploadResult
+    from ._engine import Uploader
     from ._errors import (
         AccessDeniedError,
         ConfigError,
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from ._housekeeping import apply_bucket_rules, collect_stale_uploads
     from ._httpcontrol import HttpControlPlane
     from ._plan import Part, PartPlan, plan_parts
+    from ._result import UploadResult
     from ._s3control import S3ControlPlane
     from ._source import Fingerprint, FsspecSource, LocalFileSource, Source, open_source
     from ._state import ResumeState, StateStore
@@ -104,7 +105,7 @@ _WHERE: dict[str, str] = {
     "UploadCancelledError": "._errors",
     "UploadConfig": "._config",
     "UploadGoneError": "._errors",
-    "UploadResult": "._engine",
+    "UploadResult": "._result",
     "UploadedPart": "._control",
     "Uploader": "._engine",
     "Verifying": "._events",

@@ -9,8 +9,9 @@ from typing import IO, Any, cast
 from ._config import UploadConfig
 from ._control import ControlPlane
 from ._destination import Destination
-from ._engine import Uploader, UploadResult
+from ._engine import Uploader
 from ._events import Subscriber
+from ._result import UploadResult
 from ._s3control import S3ControlPlane
 from ._source import Source
 from ._state import StateStore

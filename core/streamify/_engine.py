@@ -9,27 +9,22 @@ most ``concurrency`` parts in memory), then completes and verifies.
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from types import TracebackType
 from typing import Literal
 
 from . import _events as ev
 from ._calls import retrying
-from ._checksum import additional_checksum, checksum_algorithm, composite_etag, full_object_checksum
+from ._completion import complete_upload
 from ._config import UploadConfig
 from ._control import (
     ControlPlane,
-    ObjectInfo,
     PartToSign,
     SignedPart,
-    UploadedPart,
 )
 from ._destination import Destination
 from ._errors import (
@@ -40,18 +35,10 @@ from ._errors import (
     UploadCancelledError,
     UploadGoneError,
 )
+from ._finding import UploadFinder
 from ._plan import Part, PartPlan, plan_parts
-from ._resume import (
-    AlreadyComplete,
-    ByteRange,
-    Create,
-    NeedHashes,
-    RangeHashes,
-    Refuse,
-    Resume,
-    ResumeFacts,
-    decide,
-)
+from ._result import UploadResult
+from ._resume import AlreadyComplete, Create, Refuse, Resume, ResumeFacts
 from ._sending import Flow, PartSending, Stopped, Tally, new_sender, send_all
 from ._snapshot import PrefixSnapshot
 from ._source import Fingerprint, LocalFileSource, Source, open_source
@@ -61,28 +48,6 @@ from ._transport import PartSender
 __all__ = ["UploadResult", "Uploader", "complete_upload"]
 
 _log = logging.getLogger("streamify")
-
-
-@dataclass(frozen=True, kw_only=True)
-class UploadResult:
-    """What one run of an upload did."""
-
-    destination: Destination
-    status: Literal["completed", "paused"]
-    upload_id: str
-    size: int
-    etag: str
-    parts: int
-    bytes_sent: int
-    """Bytes this run sent (retries included)."""
-    bytes_resumed: int
-    """Bytes that were already in S3 and verified, so not sent again."""
-    resumed: bool
-    restarted: bool
-    seconds: float
-    skipped: bool = False
-    """The destination already held exactly this source, so nothing was uploaded (see
-    ``UploadConfig.if_exists``)."""
 
 
 class Uploader:
@@ -106,7 +71,6 @@ class Uploader:
         self.control = control
         self.state = state or StateStore()
         self.metadata = metadata or {}
-        self._snapshot = snapshot
         self._subscribers = ev.Subscribers()
         self._flow = Flow()
         # Every call to storage or the API service rides out outages under the budget.
@@ -116,6 +80,8 @@ class Uploader:
         # to the caller (a sender may serve other uploads too).
         self._own_source = isinstance(source, str | os.PathLike)
         self.source = open_source(source)
+        self._finder = UploadFinder(self._control, self.destination, self.source, self.config,
+                                    self._flow, self._subscribers, snapshot)
         self._own_sender = sender is None
         self._sender = sender or new_sender(self.config)
         self._closed = False
@@ -163,14 +129,15 @@ class Uploader:
             # An upload that can outlive this process needs its state; one PUT does not.
             self.state.ensure_writable()
         try:
-            facts = self._gather(fingerprint, state)
+            facts = self._finder.gather(fingerprint, state,
+                                        one_put=self._one_put(fingerprint.size))
         except Stopped as stop:
             return self._stopped(stop, None, fingerprint.size, 0, started)
         open_id = facts.upload_id if facts.listed is not None else None
         if self._flow.cancelled:
             self._cancelled(open_id)
         try:
-            decision = self._decide(facts)
+            decision = self._finder.decide(facts)
         except Stopped as stop:
             # Said as what S3 holds, so a progress bar does not jump back to zero.
             held = sum(part.size for part in facts.listed or ())
@@ -347,75 +314,6 @@ class Uploader:
     def _read(self, part: Part) -> bytes:
         return self.source.read(part.offset, part.size)
 
-    # ------------------------------------------------------------------ finding the upload
-    def _gather(self, fingerprint: Fingerprint, state: ResumeState | None) -> ResumeFacts:
-        """Ask S3 what it holds for this destination beside the ``state`` (no decision
-        here)."""
-        facts = ResumeFacts(source_name=self.source.name, destination=self.destination,
-                            fingerprint=fingerprint, config=self.config, state=state)
-        if facts.state is not None:
-            try:
-                listed = self._control.list_parts(self.destination, facts.state.upload_id)
-            except UploadGoneError:
-                return replace(facts, upload_id=facts.state.upload_id,
-                               existing=self._control.head(self.destination))
-            return replace(facts, upload_id=facts.state.upload_id, listed=listed)
-        if not self._one_put(fingerprint.size):
-            # Sent as one PUT, a source never has a multipart upload of its own to resume
-            # (one left by another kind of run is `streamify gc`'s to clear).
-            for upload in reversed(self._control.list_uploads(self.destination)):
-                if upload.destination.key != self.destination.key:
-                    continue
-                try:
-                    listed = self._control.list_parts(self.destination, upload.upload_id)
-                except UploadGoneError:
-                    continue
-                return replace(facts, upload_id=upload.upload_id, listed=listed)
-        if self.config.if_exists == "overwrite":
-            return facts
-        return replace(facts, existing=self._existing())
-
-    def _existing(self) -> ObjectInfo | None:
-        """The object at the destination now: from the command's listing of the prefix
-        where it has one (``skip_identical`` only), else one HEAD."""
-        snapshot = self._snapshot
-        if (snapshot is not None and self.config.if_exists == "skip_identical"
-                and snapshot.covers(self.destination)):
-            return snapshot.get(self.destination)
-        return self._control.head(self.destination)
-
-    def _decide(self, facts: ResumeFacts) -> Create | Resume | AlreadyComplete | Refuse:
-        """Call the pure decision, hashing the source ranges it asks for (``Verifying``)."""
-        while True:
-            decision = decide(facts)
-            if not isinstance(decision, NeedHashes):
-                return decision
-            facts = replace(facts, hashes={**facts.hashes, **self._hash(decision)})
-
-    def _hash(self, need: NeedHashes) -> dict[ByteRange, RangeHashes]:
-        lock = threading.Lock()
-        checked = [0]
-        emit = self._subscribers.emit
-        emit(ev.Verifying(0, need.size))
-
-        def one(byte_range: ByteRange) -> RangeHashes:
-            self._flow.check()
-            data = self.source.read(*byte_range)
-            hashes = RangeHashes(hashlib.md5(data, usedforsecurity=False).hexdigest(),
-                                 additional_checksum(need.checksum, data))
-            with lock:
-                checked[0] += len(data)
-                done = checked[0]
-            emit(ev.Verifying(done, need.size))
-            return hashes
-
-        pool = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="streamify-verify")
-        try:
-            futures = [pool.submit(one, r) for r in need.ranges]
-            return {r: f.result() for r, f in zip(need.ranges, futures, strict=True)}
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-
     def _prepare_resume(self, decision: Resume, fingerprint: Fingerprint) -> None:
         if decision.save_state:
             self.state.save(self._state_for(decision.upload_id, decision.plan,
@@ -493,39 +391,3 @@ class Uploader:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
         self.close()
-
-
-def complete_upload(control: ControlPlane, destination: Destination, upload_id: str,
-                    size: int, parts: list[UploadedPart], source_name: str, *,
-                    etags_are_md5s: bool = True) -> ObjectInfo:
-    """Assemble the object from ``parts`` (in order) and check it is what was sent: its
-    size, its ETag when the parts' ETags are their MD5s (not so under SSE-KMS/SSE-C or
-    without Content-MD5), and its full-object CRC64NVME when the parts carry theirs and the
-    store reports it."""
-    expected = composite_etag(p.etag for p in parts) if etags_are_md5s else None
-    crc = (full_object_checksum((p.checksum or "", p.size) for p in parts)
-           if parts and all(p.checksum and checksum_algorithm(p.checksum) == "crc64nvme"
-                            for p in parts) else None)
-    try:
-        info = control.complete(destination, upload_id, parts)
-    except UploadGoneError:
-        # A completion that succeeded but whose answer was lost looks like this on retry.
-        info_or_none = control.head(destination)
-        if info_or_none is None or expected is None or info_or_none.etag != expected:
-            raise
-        info = info_or_none
-    if info.size != size or (expected and "-" in info.etag and info.etag != expected):
-        raise IntegrityError(
-            f"{destination} was assembled but does not match {source_name} "
-            f"(size {info.size} vs {size}, ETag {info.etag} vs {expected}); the "
-            "object was left in place: delete it and upload again")
-    if crc is not None and info.checksum is not None and info.checksum != crc:
-        raise IntegrityError(
-            f"{destination} was assembled but its CRC64NVME {info.checksum} is not the "
-            f"{crc} of the parts sent from {source_name}; the object was left in place: "
-            "delete it and upload again")
-    if crc is not None and info.checksum is None and expected is None:
-        _log.warning("%s: storage reported no CRC64NVME for the assembled object (it may not "
-                     "verify additional checksums at all: keep Content-MD5 on for such a "
-                     "store); only its size, %d bytes, was checked", destination, info.size)
-    return info

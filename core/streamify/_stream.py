@@ -17,12 +17,13 @@ from typing import IO, cast
 
 from . import _events as ev
 from ._calls import retrying
+from ._completion import complete_upload
 from ._config import UploadConfig
 from ._control import ControlPlane, UploadedPart
 from ._destination import Destination
-from ._engine import UploadResult, complete_upload
 from ._errors import IntegrityError, StreamifyError, TransferError, UploadCancelledError
 from ._plan import MAX_PARTS, stream_part_size
+from ._result import UploadResult
 from ._sending import Flow, PartSending, Stopped, Tally, new_sender
 from ._transport import PartSender
 
