@@ -31,7 +31,7 @@ from .._control import ObjectInfo, OpenUpload, PartToSign, SignedPart, UploadedP
 from .._destination import Destination
 from .._errors import StreamifyError
 from .._plan import MAX_OBJECT_SIZE, MAX_PARTS, PartPlan, plan_parts
-from .._s3control import S3ControlPlane, translate_s3_error
+from .._s3control import S3ControlPlane
 from ._auth import Principal
 from ._keys import KeyRejected, check_key, check_prefix, key_for_filename
 from ._listing import CursorRejected, StoredObject, decode_cursor, newest_first
@@ -335,15 +335,9 @@ class UploadService:
             return newest_first(self._stored_objects(where), limit=limit, after=after)
 
     def _stored_objects(self, where: Destination) -> Iterator[StoredObject]:
-        paginator = self.control.client.get_paginator("list_objects_v2")
-        try:
-            for page in paginator.paginate(Bucket=where.bucket, Prefix=where.key):
-                for item in page.get("Contents", []):
-                    yield StoredObject(key=item["Key"], size=int(item["Size"]),
-                                       etag=normalize_etag(item["ETag"]),
-                                       last_modified=item["LastModified"].timestamp())
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise translate_s3_error(exc, "listing objects in", where) from exc
+        for listed in self.control.list_objects(where):
+            yield StoredObject(key=listed.destination.key, size=listed.size, etag=listed.etag,
+                               last_modified=listed.last_modified)
 
     def head(self, destination: Destination) -> ObjectInfo | None:
         with _translated("HeadObject"):
