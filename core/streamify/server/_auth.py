@@ -86,7 +86,7 @@ class Authenticator:
         try:
             claims = json.loads(_unb64(payload))
             name, expires, key = str(claims["p"]), float(claims["exp"]), str(claims["k"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
             return None
         if expires < (now if now is not None else time.time()):
             return None

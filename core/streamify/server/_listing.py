@@ -45,16 +45,24 @@ def encode_cursor(last: StoredObject) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
+_CURSOR_MAX = 4096
+"""Characters: a key is at most 1,024 bytes, so a cursor this service made is shorter."""
+
+
 def decode_cursor(cursor: str) -> tuple[float, str]:
     """The ``order`` of the last object before the page ``cursor`` starts."""
     try:
+        if len(cursor) > _CURSOR_MAX:
+            raise ValueError
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         when, key = json.loads(raw.decode())
         if isinstance(when, bool) or not isinstance(when, int | float) \
                 or not isinstance(key, str):
             raise TypeError
         return (-float(when), key)
-    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as exc:
+    # OverflowError: an integer too large for a float; RecursionError: nesting too deep.
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError, OverflowError,
+            RecursionError) as exc:
         raise CursorRejected("cursor is not one this service handed out: pass the "
                              "next_cursor of the previous page unchanged, or none for the "
                              "first page") from exc
