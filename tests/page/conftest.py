@@ -50,12 +50,15 @@ class PageService:
 
     def open(self, page: Any) -> None:
         page.goto(f"{self.origin}/")
-        page.wait_for_function("window.streamifyPage && window.streamifyPage.ready",
+        page.wait_for_function("() => window.streamifyPage && window.streamifyPage.ready",
                                timeout=15_000)
 
 
 @pytest.fixture
-def page_service(real_bucket: Bucket) -> Iterator[PageService]:
+def page_service(real_bucket: Bucket, request: pytest.FixtureRequest
+                 ) -> Iterator[PageService]:
+    """The service; a test may give it other settings (``indirect`` parametrization with
+    a dict of ``ServiceSettings`` fields)."""
     from streamify.server import (
         PrincipalSettings,
         ServiceSettings,
@@ -74,7 +77,7 @@ def page_service(real_bucket: Bucket) -> Iterator[PageService]:
             PrincipalSettings(name=name, key_sha256=hash_api_key(token), prefix=f"{name}/",
                               **({"max_object_size": LIMIT} if name == SIZE_LIMITED else {}))
             for name, token in tokens.items()),
-        cookie_secret=SecretStr(secrets.token_urlsafe(32)))
+        cookie_secret=SecretStr(secrets.token_urlsafe(32)), **getattr(request, "param", {}))
     try:
         with serve_in_thread(create_app(settings)) as origin:
             apply_bucket_rules(real_bucket.client, real_bucket.name, allowed_origins=[origin])

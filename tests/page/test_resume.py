@@ -36,7 +36,7 @@ from tests.page.conftest import PageService
 pytestmark = [pytest.mark.page]
 
 FILE_SIZE = 200 * MiB
-PART_SIZE = 8 * MiB  # what the page cuts a 200 MiB file into (web/src/main.js)
+PART_SIZE = 8 * MiB  # the service plans a 200 MiB file in these (GET /v1/plan)
 MOBILE_UPLINK = 3 * MiB  # bytes/s: a good 4G uplink
 PARTS_BEFORE_RELOAD = 2
 
@@ -67,7 +67,7 @@ def test_a_reload_mid_upload_resumes_without_sending_finished_parts_again(
     assert_fits(page)
 
     page.reload()
-    page.wait_for_function("window.streamifyPage && window.streamifyPage.ready")
+    page.wait_for_function("() => window.streamifyPage && window.streamifyPage.ready")
     assert page.evaluate("document.body.dataset.state") == "signed-in"
     # The page that sent parts is gone: what storage holds now is what it will ever get
     # from it.

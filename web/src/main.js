@@ -14,14 +14,13 @@ import '@uppy/dashboard/css/style.min.css'
 import './page.css'
 
 import { formatBytes, renderCompleted, renderOpenUploads } from './lists.js'
+import { PartPlans, planFiles } from './plans.js'
 import {
-  ServiceError, isNetworkError, limitsOf, openUploads, plainWords, signIn, signInOnce, signOut,
-  watchCompanionAnswers,
+  ServiceError, isNetworkError, limitsOf, openUploads, planOf, plainWords, signIn, signInOnce,
+  signOut, watchCompanionAnswers,
 } from './service.js'
 
-const MiB = 1024 * 1024
-// A pure function of the size: a resumed upload must cut the file exactly as before.
-const partSize = (file) => Math.max(8 * MiB, Math.ceil(file.size / 10000))
+const plans = new PartPlans()
 const byId = (id) => document.getElementById(id)
 
 let uppy = null
@@ -91,13 +90,17 @@ function startUppy() {
     })
     .use(AwsS3, {
       companionEndpoint: window.location.origin,
-      shouldUseMultipart: (file) => (file.size || 0) > 16 * MiB,
-      getChunkSize: partSize,
+      shouldUseMultipart: (file) => plans.inParts(file.size),
+      getChunkSize: ({ size }) => plans.partSize(size),
       limit: 3,
     })
     // Blobs of up to 10 MiB are kept in IndexedDB; larger files come back as "ghosts"
     // that the person chooses again, and then only the missing parts are sent.
     .use(GoldenRetriever, { expires: 7 * 24 * 3600 * 1000 })
+  uppy.addPreProcessor(planUploads)
+  // An upload restored after a reload goes on without the step above: its files carry
+  // their plans (Golden Retriever saved them).
+  uppy.on('restored', () => planUploads(uppy.getFiles().map((file) => file.id)).catch(() => {}))
 
   uppy.on('upload-error', (file, error) => {
     const recent = lastRefusal && Date.now() - lastRefusal.at < 10_000
@@ -128,6 +131,25 @@ function startUppy() {
     if (uppy.getFiles().some((file) => file.error)) uppy.retryAll()
   })
   window.streamifyPage.uppy = uppy
+}
+
+// Every file's part plan, from the service, kept with the file so that Golden Retriever
+// saves it and a reload cuts the file as it was begun. A file whose plan could not be had
+// fails like an upload (said in plain words, with Retry).
+async function planUploads(fileIDs) {
+  const files = uppy.getFilesByIds(fileIDs)
+  let planned
+  try {
+    planned = await planFiles(plans, files, planOf)
+  } catch (error) {
+    for (const file of files) {
+      if (!plans.has(file.size)) uppy.emit('upload-error', file, error)
+    }
+    throw error
+  }
+  files.forEach((file, index) => {
+    if (uppy.getFile(file.id)) uppy.setFileState(file.id, { streamifyPlan: planned[index] })
+  })
 }
 
 // What the service allows this principal: the Dashboard refuses larger files itself.

@@ -44,6 +44,7 @@ export const abortUpload = (upload) => call('DELETE',
   `/v1/uploads/${encodeURIComponent(upload.upload_id)}?key=${encodeURIComponent(upload.key)}`)
 export const completedObjects = (limit) => call('GET', `/v1/objects?limit=${limit}`)
 export const limitsOf = () => call('GET', '/v1/limits')
+export const planOf = (size) => call('GET', `/v1/plan?size=${size}`)
 
 // Uppy's Companion client keeps only the status text of a failed answer; the page wants
 // the service's explanation, so it notes the last failed answer from /s3/ routes.

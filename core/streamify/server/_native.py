@@ -73,6 +73,14 @@ class CreatedUpload(_Model):
     parts: int
 
 
+class PartPlanResponse(_Model):
+    size: int
+    part_size: int
+    """Every part is this size but the last."""
+    parts: int
+    """One part is sent in one request, not as a multipart upload."""
+
+
 class PartToSignModel(_Model):
     number: Annotated[int, Field(ge=1, le=MAX_PARTS)]
     size: Annotated[int | None, Field(ge=0)] = None
@@ -240,6 +248,18 @@ def create_upload(body: CreateUploadRequest, service: Service,
                                checksum=body.checksum)
     return CreatedUpload(upload_id=upload_id, key=destination.key, bucket=destination.bucket,
                          part_size=plan.part_size, parts=plan.count)
+
+
+@router.get("/plan", tags=["uploads"])
+def part_plan(service: Service, principal: CurrentPrincipal,
+              size: Annotated[int, Query(ge=0, description="The file's size in bytes")]
+              ) -> PartPlanResponse:
+    """How a file of ``size`` bytes is cut into parts, the same plan ``POST /v1/uploads``
+    answers. For clients that must know the part size before they create the upload (the
+    upload page's Uppy asks for it first), so that no client plans parts of its own.
+    """
+    plan = service.plan(principal, size, None)
+    return PartPlanResponse(size=plan.size, part_size=plan.part_size, parts=plan.count)
 
 
 @router.post("/uploads/{upload_id}/sign", tags=["uploads"])
