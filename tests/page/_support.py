@@ -15,11 +15,11 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 def sign_in(page: Any, token: str) -> None:
     """Type the key and press Enter, as a keyboard user does."""
-    page.wait_for_function("document.body.dataset.state === 'signed-out'", timeout=10_000)
+    page.wait_for_function("() => document.body.dataset.state === 'signed-out'", timeout=10_000)
     page.focus("#api-key")
     page.keyboard.type(token)
     page.keyboard.press("Enter")
-    page.wait_for_function("document.body.dataset.state === 'signed-in'", timeout=10_000)
+    page.wait_for_function("() => document.body.dataset.state === 'signed-in'", timeout=10_000)
 
 
 def throttle(page: Any, upload_bytes_per_s: float | None, *, offline: bool = False) -> Any:

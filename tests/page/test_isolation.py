@@ -69,7 +69,7 @@ def test_a_second_principal_never_lists_or_touches_the_first_ones_uploads(
 
     # Bob on alice's browser, after she signed out: the browser forgot her files.
     alice.locator("#sign-out").click()
-    alice.wait_for_function("document.body.dataset.state === 'signed-out'")
+    alice.wait_for_function("() => document.body.dataset.state === 'signed-out'")
     assert "forgot" in alice.inner_text("#problem")
     alice_asked = _requests_of(alice)
     sign_in(alice, service.tokens["bob"])

@@ -93,7 +93,7 @@ def test_a_file_over_the_size_limit_is_refused_before_a_byte_is_sent(
     page.on("request", lambda request: asked.append(request.url))
     sign_in(page, page_service.tokens[SIZE_LIMITED])
     # The page learnt the limit from GET /v1/limits and says it.
-    page.wait_for_function("document.getElementById('limits').textContent.includes('20 MiB')")
+    page.wait_for_function("() => document.getElementById('limits').textContent.includes('20 MiB')")
     before = page_service.proxy.counts()
     add_file(page, make_file(tmp_path / "long.mp4", LIMIT + 4 * MiB, seed=5))
     problem = _problem(page)
@@ -118,7 +118,7 @@ def test_the_service_refuses_a_file_over_the_size_limit_that_a_page_let_through(
     check: the parts it sent are deleted, and the page says so in plain words."""
     page = page_service.new_page(browser)
     sign_in(page, page_service.tokens[SIZE_LIMITED])
-    page.wait_for_function("window.streamifyPage.uppy.opts.restrictions.maxFileSize")
+    page.wait_for_function("() => window.streamifyPage.uppy.opts.restrictions.maxFileSize")
     page.evaluate("window.streamifyPage.uppy.setOptions({restrictions: {maxFileSize: null}})")
     add_file(page, make_file(tmp_path / "long.mp4", LIMIT + 4 * MiB, seed=5))
     press_upload(page)
@@ -198,6 +198,7 @@ def local_service() -> Iterator[dict[str, str]]:
     finally:
         process.terminate()
         process.wait(timeout=20)
+        process.stdout.close()
 
 
 def test_serve_local_prints_a_sign_in_link_that_works_once(local_service: dict[str, str],
@@ -209,7 +210,7 @@ def test_serve_local_prints_a_sign_in_link_that_works_once(local_service: dict[s
     try:
         page = first.new_page()
         page.goto(link)
-        page.wait_for_function("window.streamifyPage && window.streamifyPage.ready")
+        page.wait_for_function("() => window.streamifyPage && window.streamifyPage.ready")
         assert page.evaluate("document.body.dataset.state") == "signed-in"
         assert "#" not in page.url, "the code stays in the address bar"
     finally:
@@ -218,7 +219,7 @@ def test_serve_local_prints_a_sign_in_link_that_works_once(local_service: dict[s
     try:
         page = second.new_page()
         page.goto(link)
-        page.wait_for_function("window.streamifyPage && window.streamifyPage.ready")
+        page.wait_for_function("() => window.streamifyPage && window.streamifyPage.ready")
         assert page.evaluate("document.body.dataset.state") == "signed-out"
         assert "used already" in page.inner_text("#problem")
     finally:

@@ -96,7 +96,7 @@ def test_a_small_file_comes_back_from_indexeddb_after_a_reload_and_finishes(
     sign_in(page, service.tokens["alice"])
     throttle(page, SLOW_UPLINK)
     page.set_input_files(".uppy-Dashboard-input >> nth=0", str(clip))
-    page.wait_for_function("window.streamifyPage.uppy.getFiles().length === 1")
+    page.wait_for_function("() => window.streamifyPage.uppy.getFiles().length === 1")
     press_upload(page)
     # Mid-way: some of it sent, most not.
     page.wait_for_function("""() => {
@@ -107,7 +107,7 @@ def test_a_small_file_comes_back_from_indexeddb_after_a_reload_and_finishes(
     assert _blobs_in_indexeddb(page) == [SMALL]
 
     page.reload()
-    page.wait_for_function("window.streamifyPage && window.streamifyPage.ready")
+    page.wait_for_function("() => window.streamifyPage && window.streamifyPage.ready")
     assert page.evaluate("document.body.dataset.state") == "signed-in"
     page.locator(".uppy-Dashboard-Item").first.wait_for(timeout=10_000)
     restored = _file_state(page)

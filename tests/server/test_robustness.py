@@ -140,13 +140,19 @@ def _assert_next_request_is_timed(url: str) -> None:
     assert answer.startswith(b"HTTP/1.1 408 ") and waited < 4
 
 
-@pytest.mark.parametrize("docs", [True, False])
-def test_the_api_documents_can_be_switched_off(moto_bucket: Bucket, docs: bool) -> None:
-    with running_api(moto_bucket, docs=docs) as api:
+@pytest.mark.parametrize("docs", [None, True, False])
+def test_the_documentation_pages_are_off_unless_asked_for(moto_bucket: Bucket,
+                                                          docs: bool | None) -> None:
+    """``/docs`` and ``/redoc`` load scripts from a public CDN: only when ``docs`` is set.
+    The OpenAPI document holds no script and is always there."""
+    with running_api(moto_bucket, **({} if docs is None else {"docs": docs})) as api:
         page = api.client(None)
-        for path in ("/docs", "/redoc", "/openapi.json"):
+        for path in ("/docs", "/redoc"):
             assert page.get(path).status_code == (200 if docs else 404)
+        assert page.get("/openapi.json").status_code == 200
         assert page.get("/healthz").status_code == 200
+        assert "frame-ancestors 'none'" in page.get("/docs").headers[
+            "content-security-policy"]
 
 
 def test_the_h11_protocol_also_times_out_stalled_headers(moto_bucket: Bucket) -> None:

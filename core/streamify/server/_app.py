@@ -18,6 +18,7 @@ from .. import __version__
 from .._s3control import S3ControlPlane
 from . import _companion, _native
 from ._auth import Authenticator
+from ._headers import SecurityHeadersMiddleware, content_security_policy
 from ._limits import RateLimiter
 from ._middleware import AccessLogMiddleware, BodyLimitMiddleware, NoStoreMiddleware
 from ._problems import ServiceError, install_error_handlers
@@ -46,7 +47,7 @@ def create_app(settings: ServiceSettings, *, control: S3ControlPlane | None = No
         version=__version__,
         summary="Control plane for resumable S3 multipart uploads: initiate, sign, list, "
                 "complete, abort. The bytes go straight to S3 through presigned URLs.",
-        openapi_url="/openapi.json" if docs else None,
+        openapi_url="/openapi.json",
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
     )
@@ -83,6 +84,8 @@ def create_app(settings: ServiceSettings, *, control: S3ControlPlane | None = No
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes,
                        timeout=settings.body_timeout)
     app.add_middleware(NoStoreMiddleware, except_prefix="/ui/")
+    app.add_middleware(SecurityHeadersMiddleware,
+                       policy=content_security_policy(settings.s3_endpoint_url))
     app.add_middleware(AccessLogMiddleware)
     if settings.trusted_proxies:
         app.add_middleware(ProxyHeadersMiddleware,

@@ -103,8 +103,10 @@ class ServiceSettings(BaseSettings):
     sends the first byte of a later request, before it is answered 408 and disconnected."""
     body_timeout: Annotated[float, Field(gt=0, le=3600)] = 30.0
     """Seconds a client has to send a whole request body; then it is answered 408."""
-    docs: bool = True
-    """Serve the OpenAPI document and its pages (``/openapi.json``, ``/docs``, ``/redoc``)."""
+    docs: bool = False
+    """Serve the API documentation pages ``/docs`` and ``/redoc``. Off by default: they load
+    Swagger UI and ReDoc from a public CDN onto the API's origin. The OpenAPI document,
+    ``/openapi.json``, is always served (it holds no script)."""
     static_dir: Path | None = None
     """Served at ``/ui/`` when set (same origin as the API, so the session cookie works)."""
 
