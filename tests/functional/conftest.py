@@ -16,3 +16,12 @@ def moto_proxy(moto_bucket: Bucket) -> Iterator[WireProxy]:
     proxy = WireProxy(moto_bucket.endpoint)
     yield proxy
     proxy.close()
+
+
+@pytest.fixture(autouse=True)
+def _close_uploaders() -> Iterator[None]:
+    """Close every uploader an engine test made (it holds its file open)."""
+    from tests.functional._engine_support import UPLOADERS
+
+    with UPLOADERS:
+        yield
