@@ -50,5 +50,7 @@ def test_the_plan_answers_a_pages_session_and_checks_the_size(api: Api) -> None:
     assert answer.json()["parts"] == 3
     # Over the caller's limit (alice: 1 GiB), or not a size at all.
     assert_problem(browser.get("/v1/plan", params={"size": GiB + 1}), 400, "object-too-large")
+    assert_problem(browser.get("/v1/plan", params={"size": str(10**400)}), 400,
+                   "object-too-large")
     assert_problem(browser.get("/v1/plan", params={"size": -1}), 422)
     assert_problem(browser.get("/v1/plan"), 422)
