@@ -1,10 +1,12 @@
 """The page cuts files as the service plans them (``GET /v1/plan``, the core's planner),
 not by a rule of its own: with the service's part size set to 6 MiB, a file goes in 6 MiB
 parts, and a file of one part goes in one request. The object's ETag says how many parts
-storage assembled it from ("-N"), so the count is storage's, not the page's word."""
+storage assembled it from ("-N"), so the count is storage's, not the page's word. A plan
+the service could not give is said like any failed upload, and Retry goes on."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +46,36 @@ def test_the_page_cuts_files_into_the_parts_the_service_plans(
         parts = int(etag.partition("-")[2] or 0)
         assert parts == FILES[path.name][1], f"{path.name}: ETag {etag}"
     assert bucket.open_uploads() == []
+
+
+def test_a_plan_the_service_could_not_give_is_said_and_retry_goes_on(
+        page_service: PageService, browser: Any, tmp_path: Path) -> None:
+    bucket = page_service.bucket
+    clip = make_file(tmp_path / "clip.mp4", 12 * MiB, seed=61)
+    key = f"alice/{clip.name}"
+    page = page_service.new_page(browser)
+    sign_in(page, page_service.tokens["alice"])
+    asked: list[str] = []
+
+    def unavailable(route: Any) -> None:
+        asked.append(route.request.url)
+        route.fulfill(status=503, content_type="application/problem+json", body=json.dumps({
+            "type": "about:blank", "title": "Service Unavailable", "status": 503,
+            "detail": "the service is restarting"}))
+
+    page.route("**/v1/plan?*", unavailable)
+    page.set_input_files(".uppy-Dashboard-input >> nth=0", str(clip))
+    page.wait_for_function("window.streamifyPage.uppy.getFiles().length === 1")
+    press_upload(page)
+    page.locator("#problem").wait_for(state="visible", timeout=10_000)
+    problem = page.inner_text("#problem")
+    assert "(the service is restarting). Press Retry" in problem, problem
+    assert asked and asked[0].endswith(f"/v1/plan?size={12 * MiB}")
+    assert bucket.open_uploads() == [], "an upload began without a plan"
+
+    page.unroute("**/v1/plan?*")
+    page.locator(".uppy-StatusBar-actionBtn--retry").click()
+    page.locator(f"#done-objects li[data-key='{key}']").wait_for(timeout=60_000)
+    assert sha256_of_object(bucket, key) == sha256_of_file(clip)
+    etag = bucket.client.head_object(Bucket=bucket.name, Key=key)["ETag"]
+    assert etag.strip('"').endswith("-2"), etag
