@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["ChildFailed", "Run", "between", "delete_prefix", "git_revision", "load_runs",
-           "machine", "measure", "median_of", "past", "reason", "save_run", "versions"]
+           "machine", "measure", "median_of", "past", "reason", "save_run", "stored",
+           "versions"]
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,16 @@ def delete_prefix(s3: Any, bucket: str, prefix: str) -> None:
             s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
     for upload in s3.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", []):
         s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+
+
+def stored(s3: Any, bucket: str, prefix: str) -> tuple[int, int]:
+    """(objects, bytes) under ``prefix``."""
+    count = total = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            count += 1
+            total += item["Size"]
+    return count, total
 
 
 def reason(error: str) -> str:

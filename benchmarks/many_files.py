@@ -29,7 +29,6 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 from _chart import grouped_bars
 from _runs import (
@@ -45,6 +44,7 @@ from _runs import (
     past,
     reason,
     save_run,
+    stored,
     versions,
 )
 from _shared import REGION, MiB, rclone_env
@@ -110,16 +110,6 @@ def command(contender: str, folder: str, bucket: str, prefix: str, args: argpars
     return [sys.executable, __file__, "--child", "boto3", "--folder", folder, "--bucket",
             bucket, "--prefix", f"{prefix}{name}/", "--endpoint", args.endpoint,
             "--threads", str(args.threads), "--part-size", str(args.part_size)]
-
-
-def stored(s3: Any, bucket: str, prefix: str) -> tuple[int, int]:
-    """(objects, bytes) under ``prefix``."""
-    count = total = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", []):
-            count += 1
-            total += item["Size"]
-    return count, total
 
 
 def run_all(args: argparse.Namespace, sets: list[tuple[int, int]], contenders: list[str],

@@ -16,6 +16,7 @@ from streamify import PartSender, SignedPart
 
 if TYPE_CHECKING:
     from tests.conftest import Bucket
+    from tests.wireproxy import WireProxy
 
 
 def make_file(path: Any, size: int, seed: int = 0) -> Any:
@@ -84,3 +85,45 @@ def sha256_of_object(bucket: Bucket, key: str) -> str:
     for chunk in iter(lambda: body.read(1024 * 1024), b""):
         digest.update(chunk)
     return digest.hexdigest()
+
+
+def parts_held_at_once(proxy: WireProxy, names: tuple[str, ...], expected: int,
+                       start: Callable[[], Callable[[], None]]) -> list[str]:
+    """Run an upload (``start()`` begins it and returns what waits for its end) while the
+    proxy holds every PUT of a file whose name starts with one of ``names``; return the
+    names of those that were in flight at once: the first ``expected`` (waited for as long
+    as they take), and any that comes within a second after them.
+
+    Only the uploader knows when it has stopped starting files, so that second is what
+    lets one beyond the budget show up here; ``tests/unit/test_memory_budget.py`` proves
+    the budget's rules without a window."""
+    from tests.wireproxy import part_puts
+
+    arrived: list[str] = []
+    lock = threading.Lock()
+    all_expected, one_more = threading.Event(), threading.Event()
+
+    def held(method: str, target: str) -> bool:
+        if not (part_puts(method, target) and target.split("/")[-1].startswith(names)):
+            return False
+        # Called by the proxy once per request, as it arrives (on its connection's thread).
+        with lock:
+            arrived.append(target.split("/")[-1].split("?")[0])
+            count = len(arrived)
+        if count == expected:
+            all_expected.set()
+        elif count > expected:
+            one_more.set()
+        return True
+
+    proxy.hold_requests(match=held)
+    finish = start()
+    try:
+        assert all_expected.wait(60), f"only {arrived} came"
+        one_more.wait(1.0)
+        with lock:
+            names_held = list(arrived)
+    finally:
+        proxy.release()
+        finish()
+    return sorted(names_held)

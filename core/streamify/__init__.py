@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._api import upload, upload_stream
+    from ._batch import BatchFile, BatchOutcome, FileOutcome, MemoryBudget, UploadBatch
     from ._config import UploadConfig
     from ._control import ControlPlane, ObjectInfo, OpenUpload, PartToSign, SignedPart, UploadedPart
     from ._destination import Destination
@@ -45,7 +46,8 @@ if TYPE_CHECKING:
         Started,
         Verifying,
     )
-    from ._filesystem import StreamedFile, StreamifyFileSystem
+    from ._filesystem import StreamifyFileSystem
+    from ._fsfiles import StreamedFile
     from ._housekeeping import apply_bucket_rules, collect_stale_uploads
     from ._httpcontrol import HttpControlPlane
     from ._plan import Part, PartPlan, plan_parts
@@ -62,6 +64,8 @@ __version__ = "0.1.0"
 # Where each public name lives; __getattr__ imports the module the first time it is asked for.
 _WHERE: dict[str, str] = {
     "AccessDeniedError": "._errors",
+    "BatchFile": "._batch",
+    "BatchOutcome": "._batch",
     "Completed": "._events",
     "ConfigError": "._errors",
     "ControlPlane": "._control",
@@ -71,11 +75,13 @@ _WHERE: dict[str, str] = {
     "EndpointError": "._errors",
     "Event": "._events",
     "Failed": "._events",
+    "FileOutcome": "._batch",
     "Fingerprint": "._source",
     "FsspecSource": "._source",
     "HttpControlPlane": "._httpcontrol",
     "IntegrityError": "._errors",
     "LocalFileSource": "._source",
+    "MemoryBudget": "._batch",
     "ObjectInfo": "._control",
     "OpenUpload": "._control",
     "Part": "._plan",
@@ -98,10 +104,11 @@ _WHERE: dict[str, str] = {
     "StateStore": "._state",
     "StateStoreError": "._errors",
     "StreamWriter": "._stream",
-    "StreamedFile": "._filesystem",
+    "StreamedFile": "._fsfiles",
     "StreamifyError": "._errors",
     "StreamifyFileSystem": "._filesystem",
     "TransferError": "._errors",
+    "UploadBatch": "._batch",
     "UploadCancelledError": "._errors",
     "UploadConfig": "._config",
     "UploadGoneError": "._errors",
@@ -120,6 +127,8 @@ _WHERE: dict[str, str] = {
 
 __all__ = [
     "AccessDeniedError",
+    "BatchFile",
+    "BatchOutcome",
     "Completed",
     "ConfigError",
     "ControlPlane",
@@ -129,11 +138,13 @@ __all__ = [
     "EndpointError",
     "Event",
     "Failed",
+    "FileOutcome",
     "Fingerprint",
     "FsspecSource",
     "HttpControlPlane",
     "IntegrityError",
     "LocalFileSource",
+    "MemoryBudget",
     "ObjectInfo",
     "OpenUpload",
     "Part",
@@ -160,6 +171,7 @@ __all__ = [
     "StreamifyError",
     "StreamifyFileSystem",
     "TransferError",
+    "UploadBatch",
     "UploadCancelledError",
     "UploadConfig",
     "UploadGoneError",

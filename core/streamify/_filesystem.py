@@ -2,54 +2,45 @@
 
 Writes (``put``, ``put_file``, ``pipe``, ``pipe_file``, ``open(..., "wb")``, ``touch``) go
 through the resumable engine: parallel parts with Content-MD5, retries, verification, and
-for files a resume when the same ``put`` is repeated after a crash. Reads and listings are
-s3fs's (direct mode, S3 credentials); with the API service (``api_url``), which holds the
-credentials, only what the service offers is available: ``info``, ``exists``, ``isdir``,
-``ls`` and ``find`` of the caller's own completed objects (``GET /v1/objects``).
+for files a resume when the same ``put`` is repeated after a crash. A ``put`` of many
+files runs them as one :class:`UploadBatch` (one memory budget, one connection pool, one
+listing of the destination prefix). Reads and listings are s3fs's (direct mode, S3
+credentials); with the API service (``api_url``), which holds the credentials, only what
+the service offers is available (``ServiceListing``). Files open for writing are
+``StreamedFile``s.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from datetime import UTC, datetime
-from glob import has_magic
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-import fsspec
 from fsspec.callbacks import DEFAULT_CALLBACK
-from fsspec.implementations.local import LocalFileSystem, make_path_posix, trailing_sep
 from fsspec.spec import AbstractFileSystem
-from fsspec.utils import other_paths
 
-from . import _events as ev
+from ._batch import BatchFile, UploadBatch
 from ._config import UploadConfig
 from ._control import ControlPlane
 from ._destination import Destination
 from ._engine import Uploader, UploadResult
-from ._errors import (
-    AccessDeniedError,
-    ConfigError,
-    DestinationError,
-    StreamifyError,
-    TransferError,
-)
-from ._snapshot import PrefixSnapshot, take_snapshot
+from ._errors import ConfigError, DestinationError, TransferError
+from ._fsfiles import StreamedFile, StreamedText
+from ._fslisting import ServiceListing
+from ._fsput import CallbackProgress, PutPairs, PutProgress, is_folder, put_pairs
 from ._state import StateStore
 from ._stream import StreamWriter
 from ._throttle import Throttle
 from ._transport import PartSender
 
 if TYPE_CHECKING:
-    from ._httpcontrol import HttpControlPlane, ListedObject
+    from ._httpcontrol import HttpControlPlane
 
-__all__ = ["StreamedFile", "StreamifyFileSystem"]
+__all__ = ["StreamifyFileSystem"]
 
-_T = TypeVar("_T")
+FSSPEC_OPTIONS = ("asynchronous", "loop", "use_listings_cache", "listings_expiry_time",
+                  "max_paths")
+"""fsspec's own keywords, which every filesystem takes (zarr passes ``asynchronous``)."""
 
 
 class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
@@ -59,10 +50,12 @@ class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
     ``token`` for a session token, ``client_kwargs``, ``config_kwargs``, ``profile``);
     with ``api_url`` the writes go through the Streamify API service and ``token`` is its
     API key. Every other keyword is an :class:`UploadConfig` option (``part_size="16MiB"``,
-    ``concurrency=8``, ``checksum="sha256"``...). ``batch_size`` files of a ``put`` upload
-    at once over one connection pool, so peak memory is about
-    ``batch_size x concurrency x part_size``. ``state_dir`` is where resume states live
-    (default ``$STREAMIFY_STATE_DIR`` or the user's state directory).
+    ``concurrency=8``, ``checksum="sha256"``...), except fsspec's own (``asynchronous``,
+    ``use_listings_cache``...). The files of a ``put`` share the memory of ``batch_size x
+    concurrency`` parts (``batch_size`` files of many parts at once, or up to
+    ``concurrency`` times as many of one part) and one connection pool. ``state_dir`` is
+    where resume states live (default ``$STREAMIFY_STATE_DIR`` or the user's state
+    directory).
 
     Constructing it does no I/O.
     """
@@ -75,8 +68,9 @@ class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
                  client_kwargs: dict[str, Any] | None = None,
                  config_kwargs: dict[str, Any] | None = None, profile: str | None = None,
                  api_url: str | None = None, state_dir: str | None = None,
-                 batch_size: int = 4, **upload_options: Any) -> None:
-        super().__init__()
+                 batch_size: int = 4, **options: Any) -> None:
+        super().__init__(**{name: options.pop(name) for name in FSSPEC_OPTIONS
+                            if name in options})
         self.client_kwargs = dict(client_kwargs or {})
         self.endpoint_url = endpoint_url or self.client_kwargs.pop("endpoint_url", None)
         self.key, self.secret, self.token, self.profile = key, secret, token, profile
@@ -95,12 +89,14 @@ class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
         if batch_size < 1:
             raise ConfigError(f"batch_size {batch_size} must be at least 1")
         self.batch_size = batch_size
-        self.config = UploadConfig.from_options(**upload_options)
+        self.config = UploadConfig.from_options(**options)
         self.state = StateStore(state_dir)
         self._lock = threading.Lock()
         self._control: ControlPlane | None = None
         self._sender: PartSender | None = None
         self._s3: Any = None
+        self._service_listing = (None if api_url is None
+                                 else ServiceListing(self._service, api_url))
 
     # ------------------------------------------------------------------ collaborators
     @property
@@ -189,49 +185,37 @@ class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
         """
         if kwargs:
             raise TypeError(f"put_file got unknown options: {', '.join(sorted(kwargs))}")
-        return self._put_file(lpath, rpath, callback, mode, metadata, [])
-
-    def _put_target(self, location: str, target: str) -> str:
-        """Where ``location`` goes: ``target``, or under it when it names a folder."""
-        rpath = str(self._strip_protocol(target))
-        if target.endswith("/") or "/" not in rpath:
-            rpath = f"{rpath}/{os.path.basename(location.rstrip('/'))}"
-        return rpath
-
-    def _put_file(self, lpath: str | os.PathLike[str], target: str, callback: Any, mode: str,
-                  metadata: dict[str, str] | None, running: list[Uploader],
-                  snapshot: PrefixSnapshot | None = None) -> UploadResult | None:
         location = os.fspath(lpath)
-        if "://" not in location and os.path.isdir(location):
+        if isinstance(callback, PutPairs):
+            callback.pairs.append((location, rpath))  # fsspec's put naming its files
+            return None
+        if is_folder(location):
             return None  # S3 has no directories: a prefix exists once a file is under it
-        rpath = self._put_target(location, target)
-        destination = self._destination(rpath)
-        if mode == "create" and self.exists(rpath):
-            raise FileExistsError(f"streamify://{rpath} exists and mode='create'")
+        target = str(self._strip_protocol(rpath))
+        if rpath.endswith("/") or "/" not in target:  # a folder: the file keeps its name
+            target = f"{target}/{os.path.basename(location.rstrip('/'))}"
+        rpath = target
+        self._refuse_existing(mode, [rpath])
         try:
             # The uploader opens the file, and closes it; the sender is this filesystem's.
-            with Uploader(location, destination, control=self.control, config=self.config,
-                          state=self.state, sender=self.sender, metadata=metadata,
-                          snapshot=snapshot) as uploader:
-                uploader.subscribe(_CallbackProgress(callback))
-                running.append(uploader)
-                try:
-                    result = uploader.run()
-                finally:
-                    running.remove(uploader)
+            with Uploader(location, self._destination(rpath), control=self.control,
+                          config=self.config, state=self.state, sender=self.sender,
+                          metadata=metadata) as uploader:
+                uploader.subscribe(CallbackProgress(callback))
+                result = uploader.run()
         finally:
             self._written(rpath)
         if result.status != "completed":
-            raise TransferError(f"upload of {location} to {destination} was paused; repeat "
-                                "the same put to resume it")
+            raise TransferError(f"upload of {location} to {result.destination} was paused; "
+                                "repeat the same put to resume it")
         return result
 
     def put(self, lpath: str | list[str], rpath: str | list[str], recursive: bool = False,
             callback: Any = DEFAULT_CALLBACK, maxdepth: int | None = None,
             batch_size: int | None = None, **kwargs: Any) -> None:
-        """Upload files and directory trees (``recursive=True``), ``batch_size`` files at
-        a time over one connection pool. Repeating the same ``put`` after a crash sends
-        only what is missing: finished files are recognised, open uploads resumed.
+        """Upload files and directory trees (``recursive=True``) as one batch in the memory
+        of ``batch_size x concurrency`` parts. Repeating the same ``put`` after a crash
+        sends only what is missing: finished files are recognised, open uploads resumed.
 
         Paths expand as in every fsspec filesystem; sources may also be fsspec URLs.
         """
@@ -239,217 +223,64 @@ class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
         metadata = kwargs.pop("metadata", None)
         if kwargs:
             raise TypeError(f"put got unknown options: {', '.join(sorted(kwargs))}")
-        pairs = self._put_pairs(lpath, rpath, recursive, maxdepth)
+        pairs = put_pairs(self, lpath, rpath, recursive=recursive, maxdepth=maxdepth)
+        self._refuse_existing(mode, [target for _, target in pairs])
         callback.set_size(len(pairs))
-        lock = threading.Lock()
-        running: list[Uploader] = []
-        # One listing of the prefix instead of a HEAD per file, where that is cheaper.
-        snapshot = (take_snapshot(self.control, [
-            self._destination(self._put_target(source, target)) for source, target in pairs])
-            if self.config.if_exists == "skip_identical" else None)
+        files = {BatchFile(source, self._destination(target), self.control, self.config,
+                           metadata): target for source, target in pairs}
+        progress = PutProgress(callback, files, self._written)
+        outcome = UploadBatch(state=self.state, config=self.config,
+                              jobs=batch_size or self.batch_size, on_start=progress.start,
+                              on_end=progress.end).run(list(files))
+        outcome.raise_failures("repeat the same put")
+        if outcome.stopped:
+            raise TransferError("the put was paused; repeat the same put to resume it")
 
-        def one(source: str, target: str) -> None:
-            with callback.branched(source, target) as child:
-                self._put_file(source, target, child, mode, metadata, running, snapshot)
-            with lock:
-                callback.relative_update(1)
-
-        pool = ThreadPoolExecutor(batch_size or self.batch_size,
-                                  thread_name_prefix="streamify-file")
-        futures: dict[Future[None], str] = {
-            pool.submit(one, source, target): source for source, target in pairs}
-        try:
-            wait(futures)
-        except BaseException:
-            # Ctrl-C: finish the parts in flight, start nothing new; a repeat resumes.
-            for uploader in list(running):
-                uploader.pause()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        pool.shutdown()
-        failed = [(source, future.exception()) for future, source in futures.items()
-                  if future.exception() is not None]
-        if len(failed) == 1 and len(pairs) == 1:
-            raise failed[0][1]  # type: ignore[misc]
-        if failed:
-            first_source, first = failed[0]
-            raise StreamifyError(
-                f"{len(failed)} of {len(pairs)} files failed to upload (first, {first_source}: "
-                f"{first}); repeat the same put to resume them") from first
-
-    def _put_pairs(self, lpath: str | list[str], rpath: str | list[str], recursive: bool,
-                   maxdepth: int | None) -> list[tuple[str, str]]:
-        """(source, target) for every file, expanded exactly as fsspec's own ``put``."""
-        if isinstance(lpath, list) and isinstance(rpath, list):
-            return [(s, t) for s, t in zip(lpath, rpath, strict=True)
-                    if "://" in s or not os.path.isdir(s)]
-        source_is_str = isinstance(lpath, str)
-        first = lpath if isinstance(lpath, str) else (lpath[0] if lpath else "")
-        if "://" in first and not first.startswith("file://"):
-            source_fs, _ = fsspec.core.url_to_fs(first)
-            stripped = source_fs._strip_protocol(lpath)
-            # Keep a trailing "/" (copy the folder's contents): stripping drops it.
-            if isinstance(lpath, str) and lpath.endswith("/") and not stripped.endswith("/"):
-                stripped += "/"
-            lpath = stripped
-        else:
-            source_fs = LocalFileSystem()
-            if isinstance(lpath, str):
-                lpath = make_path_posix(lpath)
-        lpaths = source_fs.expand_path(lpath, recursive=recursive, maxdepth=maxdepth)
-        if source_is_str and (not recursive or maxdepth is not None):
-            # A non-recursive glob copies no directories.
-            lpaths = [p for p in lpaths if not (trailing_sep(p) or source_fs.isdir(p))]
-            if not lpaths:
-                return []
-        dest_is_dir = isinstance(rpath, str) and (trailing_sep(rpath) or self.isdir(rpath))
-        rpath = self._strip_protocol(rpath)
-        magic = isinstance(lpath, str) and has_magic(lpath)
-        exists = source_is_str and ((magic and len(lpaths) == 1) or (
-            not magic and dest_is_dir and not trailing_sep(lpath)))
-        rpaths = other_paths(lpaths, rpath, exists=exists, flatten=not source_is_str)
-        files = [(s, t) for s, t in zip(lpaths, rpaths, strict=True) if not source_fs.isdir(s)]
-        if isinstance(source_fs, LocalFileSystem):
-            return files
-        return [(source_fs.unstrip_protocol(s), t) for s, t in files]
+    def _refuse_existing(self, mode: str, rpaths: list[str]) -> None:
+        if mode == "create":
+            for rpath in rpaths:
+                if self.exists(rpath):
+                    raise FileExistsError(f"streamify://{rpath} exists and mode='create'")
 
     # ------------------------------------------------------------------ reads and listings
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
-        if self.api_url is None:
-            return list(self._direct("ls").ls(self._strip_protocol(path), detail=detail,
-                                              **kwargs))
-        bucket, key = self._api_split(path)
-        found = self._api_object(bucket, key)
-        if found is not None:
-            entries = [found]
-        else:
-            entries = self._api_children(bucket, key)
-            if not entries:
-                raise FileNotFoundError(f"streamify://{self._strip_protocol(path)}: no "
-                                        "object at or under this path")
-        return entries if detail else [entry["name"] for entry in entries]
+        path = self._strip_protocol(path)
+        if self._service_listing is not None:
+            return self._service_listing.ls(path, detail)
+        return list(self._direct("ls").ls(path, detail=detail, **kwargs))
 
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
-        if self.api_url is None:
-            return dict(self._direct("info").info(self._strip_protocol(path), **kwargs))
-        bucket, key = self._api_split(path)
-        found = self._api_object(bucket, key)
-        if found is not None:
-            return found
-        if next(self._api_listing(bucket, key), None) is not None:
-            return {"name": self._strip_protocol(path).rstrip("/"), "size": 0,
-                    "type": "directory"}
-        raise FileNotFoundError(f"streamify://{self._strip_protocol(path)}: no object at or "
-                                "under this path")
+        path = self._strip_protocol(path)
+        if self._service_listing is not None:
+            return self._service_listing.info(path)
+        return dict(self._direct("info").info(path, **kwargs))
 
     def exists(self, path: str, **kwargs: Any) -> bool:
-        if self.api_url is None:
-            return bool(self._direct("exists").exists(self._strip_protocol(path), **kwargs))
-        try:
-            self.info(path)
-        except FileNotFoundError:
-            return False
-        return True
+        path = self._strip_protocol(path)
+        if self._service_listing is not None:
+            return self._service_listing.exists(path)
+        return bool(self._direct("exists").exists(path, **kwargs))
 
     def isdir(self, path: str) -> bool:
-        if self.api_url is None:
-            return bool(self._direct("isdir").isdir(self._strip_protocol(path)))
-        try:
-            return bool(self.info(path)["type"] == "directory")
-        except (FileNotFoundError, PermissionError):
-            return False
+        path = self._strip_protocol(path)
+        if self._service_listing is not None:
+            return self._service_listing.isdir(path)
+        return bool(self._direct("isdir").isdir(path))
 
     def find(self, path: str, maxdepth: int | None = None, withdirs: bool = False,
              detail: bool = False, **kwargs: Any) -> Any:
-        if self.api_url is None:
-            return self._direct("find").find(self._strip_protocol(path), maxdepth=maxdepth,
-                                             withdirs=withdirs, detail=detail, **kwargs)
-        if maxdepth is not None and maxdepth < 1:
-            raise ValueError("maxdepth must be at least 1")
-        bucket, key = self._api_split(path)
-        found: dict[str, dict[str, Any]] = {}
-        single = self._api_object(bucket, key)
-        if single is not None:
-            found[single["name"]] = single
-        else:
-            base = self._strip_protocol(path).rstrip("/")
-            for listed in self._api_listing(bucket, key):
-                relative = listed.destination.key[len(_folder(key)):]
-                folders = relative.split("/")[:-1]
-                if withdirs:
-                    for depth in range(1, len(folders) + 1):
-                        if maxdepth is None or depth <= maxdepth:
-                            name = "/".join([base, *folders[:depth]])
-                            found[name] = {"name": name, "size": 0, "type": "directory"}
-                if relative and (maxdepth is None or len(folders) < maxdepth):
-                    entry = _listed_entry(listed)
-                    found[entry["name"]] = entry
-            if withdirs and found:
-                found[base] = {"name": base, "size": 0, "type": "directory"}
-        names = sorted(found)
-        return {name: found[name] for name in names} if detail else names
+        path = self._strip_protocol(path)
+        if self._service_listing is not None:
+            return self._service_listing.find(path, maxdepth, withdirs, detail)
+        return self._direct("find").find(path, maxdepth=maxdepth, withdirs=withdirs,
+                                         detail=detail, **kwargs)
 
-    # The API service offers one object's size and ETag (GET /v1/objects?key=) and the
-    # caller's completed objects under a prefix (GET /v1/objects?prefix=), nothing else.
-    def _api_split(self, path: str) -> tuple[str, str]:
-        bucket, _, key = self._strip_protocol(path).partition("/")
-        return bucket, key
-
-    @property
     def _service(self) -> HttpControlPlane:
         from ._httpcontrol import HttpControlPlane
 
         control = self.control
         assert isinstance(control, HttpControlPlane), "API mode has an HttpControlPlane"
         return control
-
-    def _api_object(self, bucket: str, key: str) -> dict[str, Any] | None:
-        """The object at ``key`` (``None``: none, or ``key`` names a folder)."""
-        if not key or key.endswith("/"):
-            return None
-        try:
-            found = self._service.head(Destination(bucket, key))
-        except AccessDeniedError:
-            # "users/alice" is outside the prefix "users/alice/" as an object, yet it is
-            # that folder: the listing decides, and refuses what is truly another's.
-            return None
-        if found is None:
-            return None
-        return {"name": f"{bucket}/{key}", "size": found.size, "type": "file",
-                "ETag": found.etag}
-
-    def _api_listing(self, bucket: str, key: str) -> Iterator[ListedObject]:
-        """Every completed object under the folder ``key`` (``""``: the bucket)."""
-        listed = self._service.list_objects(Destination(bucket, _folder(key)))
-        first = self._denied_as_permission(lambda: next(listed, None), bucket, key)
-        if first is not None:
-            yield first
-            yield from listed
-
-    def _api_children(self, bucket: str, key: str) -> list[dict[str, Any]]:
-        """What ``ls`` shows of the folder ``key``: its objects and its sub-folders."""
-        entries: dict[str, dict[str, Any]] = {}
-        for listed in self._api_listing(bucket, key):
-            relative = listed.destination.key[len(_folder(key)):]
-            if not relative:
-                continue  # a folder marker: the folder itself
-            child, slash, _ = relative.partition("/")
-            name = f"{bucket}/{_folder(key)}{child}"
-            if slash:
-                entries[name] = {"name": name, "size": 0, "type": "directory"}
-            else:
-                entries[name] = _listed_entry(listed)
-        return [entries[name] for name in sorted(entries)]
-
-    def _denied_as_permission(self, call: Callable[[], _T], bucket: str, key: str) -> _T:
-        try:
-            return call()
-        except AccessDeniedError as exc:
-            raise PermissionError(
-                f"streamify://{bucket}/{key}: the API service at {self.api_url} lists and "
-                f"reads only your own prefix ({exc}); to see the rest of the bucket, "
-                "construct StreamifyFileSystem(endpoint_url=..., key=..., secret=...) with "
-                "S3 credentials") from exc
 
     def cat_file(self, path: str, start: int | None = None, end: int | None = None,
                  **kwargs: Any) -> bytes:
@@ -505,7 +336,7 @@ class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
                         if name in kwargs}
         binary = self.open(path, mode.replace("t", "") + "b", block_size=block_size,
                            cache_options=cache_options, **kwargs)
-        return _StreamedText(binary, **text_options)
+        return StreamedText(binary, **text_options)
 
     def _open(self, path: str, mode: str = "rb", block_size: int | None = None,
               autocommit: bool = True, cache_options: dict[str, Any] | None = None,
@@ -536,117 +367,3 @@ class StreamifyFileSystem(AbstractFileSystem):  # type: ignore[misc]
         writer = StreamWriter(self._destination(path), control=self.control,
                               config=self.config, metadata=metadata, sender=self.sender)
         return StreamedFile(writer, path, self._written)
-
-
-class StreamedFile(io.RawIOBase):
-    """A file open for writing on ``streamify://``: a :class:`StreamWriter` as a file.
-
-    Bytes go out in parallel parts while the program writes (at most ``concurrency`` parts
-    in memory). ``close()`` completes and verifies the object: closing keeps what was
-    written, as with any file, also from an ``except`` block or a ``finally``.
-    ``abort()`` discards it (the multipart upload is aborted, no object appears). Used as
-    the context manager, the file aborts when the ``with`` block ends by an exception, so
-    a half-written object never appears; ``fsspec.open(...)``'s context manager closes the
-    file without saying why, so there call ``abort()`` on errors. ``result`` is the
-    completed upload.
-    """
-
-    def __init__(self, writer: StreamWriter, path: str,
-                 written: Callable[[str], None]) -> None:
-        super().__init__()
-        self.writer = writer
-        self.path = path
-        self.result: UploadResult | None = None
-        self._written = written
-        self._position = 0
-
-    @property
-    def name(self) -> str:
-        return f"streamify://{self.path}"
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        if self.closed:
-            raise ValueError(f"write to {self.name}, which is closed")
-        written = self.writer.write(data)
-        self._position += written
-        return written
-
-    def tell(self) -> int:
-        return self._position
-
-    def close(self) -> None:
-        """Send the last part, complete and verify the object. Closing again does nothing."""
-        self._end(self.writer.close)
-
-    def abort(self) -> None:
-        """Discard what was written: abort the multipart upload, create no object."""
-        self._end(self.writer.abort)
-
-    def _end(self, end: Callable[[], UploadResult | None]) -> None:
-        if self.closed:
-            return
-        try:
-            self.result = end()
-        finally:
-            super().close()
-            self._written(self.path)
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        if error is None:
-            self.close()
-        else:
-            self.abort()
-
-
-class _StreamedText(io.TextIOWrapper):
-    """Text on a :class:`StreamedFile` (``fs.open(path, "w")``): leaving a ``with`` block
-    by an exception aborts, as the binary file does; closing completes."""
-
-    def __init__(self, file: StreamedFile, **options: Any) -> None:
-        super().__init__(file, **options)
-        self._file = file
-
-    def abort(self) -> None:
-        """Discard what was written, the text not yet encoded too."""
-        self._file.abort()
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        if error is None:
-            self.close()
-        else:
-            self.abort()
-
-
-class _CallbackProgress:
-    """Feeds an fsspec ``Callback`` from the engine's events (sent by several workers)."""
-
-    def __init__(self, callback: Any) -> None:
-        self._callback = callback
-        self._lock = threading.Lock()
-        self._sized = False
-
-    def __call__(self, event: ev.Event) -> None:
-        if isinstance(event, ev.Started | ev.Progress):
-            with self._lock:
-                # An object already there has no Started: its one Progress sizes it.
-                if not self._sized:
-                    self._callback.set_size(event.total_bytes)
-                    self._sized = True
-                if isinstance(event, ev.Progress):
-                    self._callback.absolute_update(event.bytes_done)
-
-
-def _folder(key: str) -> str:
-    """``key`` as a folder prefix: ``""`` for the bucket, else ending with ``/``."""
-    return key if not key or key.endswith("/") else key + "/"
-
-
-def _listed_entry(listed: ListedObject) -> dict[str, Any]:
-    return {"name": f"{listed.destination.bucket}/{listed.destination.key}",
-            "size": listed.size, "type": "file", "ETag": listed.etag,
-            "LastModified": datetime.fromtimestamp(listed.last_modified, tz=UTC)}

@@ -125,7 +125,8 @@ def upload(sources: tuple[str, ...], dest: str, endpoint_url: str | None, api: s
     or s3://bucket/prefix/ for several files: a file keeps its name, a directory keeps its
     own name and its layout under the prefix). An s3:// source is read from the
     --endpoint-url store too, unless fsspec's configuration names another."""
-    from ._cli.batch import Job, UploadBatch
+    from ._batch import BatchFile
+    from ._cli.batch import run_batch
     from ._cli.progress import wants_bar
     from ._cli.sources import expand_sources, s3_sources_at
     from ._state import StateStore
@@ -149,12 +150,12 @@ def upload(sources: tuple[str, ...], dest: str, endpoint_url: str | None, api: s
         planes = ControlPlanes(endpoint_url=endpoint_url, api=api, token=token,
                                pool=concurrency * min(jobs, len(files)))
         control = planes.default()
-        batch = UploadBatch(state=StateStore(state_dir), config=config, jobs=jobs,
-                            bar=wants_bar(no_progress=no_progress, as_json=as_json),
-                            as_json=as_json)
         try:
-            batch.run([Job(source, target.child(name) if target.is_prefix else target,
-                           control, config) for source, name in files])
+            run_batch([BatchFile(source, target.child(name) if target.is_prefix else target,
+                                 control, config) for source, name in files],
+                      state=StateStore(state_dir), config=config, jobs=jobs,
+                      bar=wants_bar(no_progress=no_progress, as_json=as_json),
+                      as_json=as_json)
         finally:
             planes.close()
 
@@ -197,7 +198,8 @@ def resume(dest: str | None, endpoint_url: str | None, api: str | None, token: s
     """Resume your unfinished uploads in the state store (all, or the one to DEST), where
     this command is pointed: S3 at --endpoint-url, or the API service at --api with its
     token. A state naming another endpoint is refused (see --trust-state-endpoint)."""
-    from ._cli.batch import Job, UploadBatch
+    from ._batch import BatchFile
+    from ._cli.batch import run_batch
     from ._cli.progress import notice, wants_bar
     from ._state import StateStore
 
@@ -229,12 +231,13 @@ def resume(dest: str | None, endpoint_url: str | None, api: str | None, token: s
                 notice(f"streamify: error: {exc}")
                 refused += 1
                 continue
-            todo.append(Job(item.source, item.destination, control,
-                            base.replace(part_size=item.part_size, checksum=item.checksum)))
+            todo.append(BatchFile(item.source, item.destination, control,
+                                  base.replace(part_size=item.part_size,
+                                               checksum=item.checksum)))
         if todo:
-            UploadBatch(state=state, config=base, jobs=jobs,
-                        bar=wants_bar(no_progress=no_progress, as_json=as_json),
-                        as_json=as_json).run(todo)
+            run_batch(todo, state=state, config=base, jobs=jobs,
+                      bar=wants_bar(no_progress=no_progress, as_json=as_json),
+                      as_json=as_json)
     finally:
         planes.close()
     if refused:

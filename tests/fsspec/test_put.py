@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from streamify import (
 
 from tests.conftest import Bucket
 from tests.fsspec.conftest import MiB, make_fs, write_tree
+from tests.helpers import make_file, parts_held_at_once
 from tests.wireproxy import WireProxy
 
 
@@ -174,8 +175,38 @@ def test_put_tree_sends_files_in_parallel_with_progress(
     assert (progress.size, progress.value) == (20, 20)
     assert {path: child.value for path, child in progress.files.items()} == {
         f"{bucket.name}/tree/{relative}": len(data) for relative, data in files.items()}
-    assert 1 < progress.most_active <= 4
+    # The memory of batch_size x concurrency = 8 parts: a file of 6 MiB holds two, a
+    # small one one, so up to eight small files run at once.
+    assert 4 < progress.most_active <= 8
     assert proxy.counts().part_bytes == sum(len(d) for d in files.values())
+    assert bucket.open_uploads() == []
+
+
+def test_a_put_holds_batch_size_x_concurrency_parts_and_small_files_share_them(
+        bucket: Bucket, proxy: WireProxy, tmp_path: Path) -> None:
+    folder = tmp_path / "shoot"
+    folder.mkdir()
+    make_file(folder / "a-big.mov", 11 * MiB)  # three parts of 5 MiB: first in line
+    for n in range(8):
+        make_file(folder / f"small-{n}.mov", 100 * 1024, seed=n)
+    # The memory of four parts: batch_size 1 x concurrency 4.
+    fs = make_fs(proxy.url, tmp_path / "state", concurrency=4, batch_size=1)
+
+    def start() -> Callable[[], None]:
+        put = threading.Thread(target=fs.put, args=(str(folder), f"{bucket.name}/in/"),
+                               kwargs={"recursive": True})
+        put.start()
+
+        def finish() -> None:
+            put.join(120)
+            assert not put.is_alive()
+
+        return finish
+
+    # The large file's three parts in flight, and one small file beside them: no more.
+    held = parts_held_at_once(proxy, ("a-big", "small"), 4, start)
+    assert held == ["a-big.mov"] * 3 + ["small-0.mov"], held
+    assert bucket.read("in/shoot/small-7.mov") == (folder / "small-7.mov").read_bytes()
     assert bucket.open_uploads() == []
 
 

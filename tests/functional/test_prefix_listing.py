@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import Bucket
-from tests.helpers import make_file
-from tests.wireproxy import WireProxy, part_puts
+from tests.helpers import make_file, parts_held_at_once
+from tests.wireproxy import WireProxy
 
 MiB = 1024 * 1024
 
@@ -102,48 +102,23 @@ def test_a_prefix_full_of_other_objects_gets_a_head_per_file(
 def _held_at_once(folder: Path, bucket: Bucket, proxy: WireProxy, state_dir: str,
                   names: tuple[str, ...], expected: int) -> list[str]:
     """Upload ``folder`` with --jobs 1 --concurrency 4 (the memory of four 5 MiB parts)
-    while the proxy holds every PUT of a file whose name starts with one of ``names``;
-    return the names of those that were in flight at once: the first ``expected`` (waited
-    for as long as they take), and any that comes within a second after them.
+    while the proxy holds the PUTs of the files named ``names...`` (``parts_held_at_once``)."""
+    def start() -> Callable[[], None]:
+        env = {**os.environ, "STREAMIFY_STATE_DIR": state_dir}
+        child = subprocess.Popen(
+            [sys.executable, "-m", "streamify", "upload", str(folder), bucket.url("in/"),
+             "--endpoint-url", proxy.url, "--part-size", "5MiB", "--jobs", "1",
+             "--concurrency", "4", "--no-progress"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    Only the command knows when it has stopped starting files, so that second is what
-    lets one beyond the budget show up here; ``tests/unit/test_memory_budget.py`` proves
-    the budget's rules without a window."""
-    arrived: list[str] = []
-    lock = threading.Lock()
-    all_expected, one_more = threading.Event(), threading.Event()
+        def finish() -> None:
+            out, err = child.communicate(timeout=120)
+            assert child.returncode == 0, err
+            assert out.count("completed: ") == len(list(folder.iterdir())), out
 
-    def held(method: str, target: str) -> bool:
-        if not (part_puts(method, target) and target.split("/")[-1].startswith(names)):
-            return False
-        # Called by the proxy once per request, as it arrives (on its connection's thread).
-        with lock:
-            arrived.append(target.split("/")[-1].split("?")[0])
-            count = len(arrived)
-        if count == expected:
-            all_expected.set()
-        elif count > expected:
-            one_more.set()
-        return True
+        return finish
 
-    proxy.hold_requests(match=held)
-    env = {**os.environ, "STREAMIFY_STATE_DIR": state_dir}
-    child = subprocess.Popen(
-        [sys.executable, "-m", "streamify", "upload", str(folder), bucket.url("in/"),
-         "--endpoint-url", proxy.url, "--part-size", "5MiB", "--jobs", "1",
-         "--concurrency", "4", "--no-progress"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert all_expected.wait(120), f"only {arrived} came"
-        one_more.wait(1.0)
-        with lock:
-            names_held = list(arrived)
-    finally:
-        proxy.release()
-        out, err = child.communicate(timeout=120)
-    assert child.returncode == 0, err
-    assert out.count("completed: ") == len(list(folder.iterdir())), out
-    return sorted(names_held)
+    return parts_held_at_once(proxy, names, expected, start)
 
 
 def test_files_of_one_part_share_the_memory_of_a_large_one(

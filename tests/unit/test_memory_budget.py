@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from streamify._cli.batch import MemoryBudget
+from streamify import MemoryBudget
 
 from tests.threads import start_and_wait_until_it_waits
 

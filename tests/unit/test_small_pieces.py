@@ -16,7 +16,8 @@ from streamify._throttle import Throttle
 from tests.threads import start_and_wait_until_it_waits
 
 PUBLIC = [
-    "AccessDeniedError", "Completed", "ConfigError", "ControlPlane", "Destination",
+    "AccessDeniedError", "BatchFile", "BatchOutcome", "Completed", "ConfigError",
+    "ControlPlane", "Destination", "FileOutcome", "MemoryBudget", "UploadBatch",
     "DestinationError", "DestinationExistsError", "EndpointError", "Event", "Failed",
     "Fingerprint", "FsspecSource",
     "HttpControlPlane", "IntegrityError", "LocalFileSource", "ObjectInfo", "OpenUpload", "Part",
