@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._api import upload, upload_stream
     from ._batch import BatchFile, BatchOutcome, FileOutcome, MemoryBudget, UploadBatch
+    from ._completion import complete_upload
     from ._config import UploadConfig
     from ._control import ControlPlane, ObjectInfo, OpenUpload, PartToSign, SignedPart, UploadedPart
     from ._destination import Destination
@@ -51,6 +52,15 @@ if TYPE_CHECKING:
     from ._housekeeping import apply_bucket_rules, collect_stale_uploads
     from ._httpcontrol import HttpControlPlane
     from ._plan import Part, PartPlan, plan_parts
+    from ._resume import (
+        Create,
+        ListedFacts,
+        NeedHashes,
+        RangeHashes,
+        Refuse,
+        Resume,
+        decide_listed,
+    )
     from ._result import UploadResult
     from ._s3control import S3ControlPlane
     from ._source import Fingerprint, FsspecSource, LocalFileSource, Source, open_source
@@ -69,6 +79,7 @@ _WHERE: dict[str, str] = {
     "Completed": "._events",
     "ConfigError": "._errors",
     "ControlPlane": "._control",
+    "Create": "._resume",
     "Destination": "._destination",
     "DestinationError": "._errors",
     "DestinationExistsError": "._errors",
@@ -80,8 +91,10 @@ _WHERE: dict[str, str] = {
     "FsspecSource": "._source",
     "HttpControlPlane": "._httpcontrol",
     "IntegrityError": "._errors",
+    "ListedFacts": "._resume",
     "LocalFileSource": "._source",
     "MemoryBudget": "._batch",
+    "NeedHashes": "._resume",
     "ObjectInfo": "._control",
     "OpenUpload": "._control",
     "Part": "._plan",
@@ -91,7 +104,10 @@ _WHERE: dict[str, str] = {
     "PartToSign": "._control",
     "Paused": "._events",
     "Progress": "._events",
+    "RangeHashes": "._resume",
+    "Refuse": "._resume",
     "Restarted": "._events",
+    "Resume": "._resume",
     "ResumeState": "._state",
     "Resumed": "._events",
     "Retrying": "._events",
@@ -118,6 +134,8 @@ _WHERE: dict[str, str] = {
     "Verifying": "._events",
     "apply_bucket_rules": "._housekeeping",
     "collect_stale_uploads": "._housekeeping",
+    "complete_upload": "._completion",
+    "decide_listed": "._resume",
     "open_source": "._source",
     "parse_size": "._units",
     "plan_parts": "._plan",
@@ -132,6 +150,7 @@ __all__ = [
     "Completed",
     "ConfigError",
     "ControlPlane",
+    "Create",
     "Destination",
     "DestinationError",
     "DestinationExistsError",
@@ -143,8 +162,10 @@ __all__ = [
     "FsspecSource",
     "HttpControlPlane",
     "IntegrityError",
+    "ListedFacts",
     "LocalFileSource",
     "MemoryBudget",
+    "NeedHashes",
     "ObjectInfo",
     "OpenUpload",
     "Part",
@@ -154,7 +175,10 @@ __all__ = [
     "PartToSign",
     "Paused",
     "Progress",
+    "RangeHashes",
+    "Refuse",
     "Restarted",
+    "Resume",
     "ResumeState",
     "Resumed",
     "Retrying",
@@ -182,6 +206,8 @@ __all__ = [
     "__version__",
     "apply_bucket_rules",
     "collect_stale_uploads",
+    "complete_upload",
+    "decide_listed",
     "open_source",
     "parse_size",
     "plan_parts",

@@ -16,6 +16,10 @@ with the hashes added to the facts. Every other answer is final:
   the config says fail, or the destination holds another object and the config says
   ``if_exists="refuse_different"``.
 
+:func:`decide_listed` is the same decision for a file that only someone else can read (a
+browser's): no fingerprint, no resume state, only its name, its size and the parts S3
+lists; the reader hashes the ranges asked for.
+
 A listed part is kept when its ETag is the MD5 of the source range, or else when its
 additional checksum matches. A part whose ETag is not the MD5 and that has no checksum
 (damaged, or encrypted with SSE-KMS or SSE-C, whose ETags are no MD5) cannot be told apart,
@@ -42,12 +46,14 @@ __all__ = [
     "ByteRange",
     "Create",
     "Decision",
+    "ListedFacts",
     "NeedHashes",
     "RangeHashes",
     "Refuse",
     "Resume",
     "ResumeFacts",
     "decide",
+    "decide_listed",
     "object_plans",
 ]
 
@@ -80,6 +86,27 @@ class ResumeFacts:
     existing: ObjectInfo | None = None
     """The object at the destination, looked up when the state's upload is gone, or when
     there is neither state nor open upload (unless ``if_exists="overwrite"``)."""
+    hashes: Mapping[ByteRange, RangeHashes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListedFacts:
+    """What is known of a file that another program reads (the browser, for the notebook's
+    ``BrowserUploader``): its name and size, and the parts S3 lists for an open upload to
+    its destination. The MD5s of the ranges asked for, hashed by that reader, are the only
+    proof of its bytes."""
+
+    source_name: str
+    destination: Destination
+    size: int
+    config: UploadConfig
+    upload_id: str | None = None
+    """The open upload looked at: the one the reader remembered, or one found by listing."""
+    listed: Sequence[UploadedPart] | None = None
+    """Its parts; ``None`` when there is no open upload (or the remembered one is gone)."""
+    part_size: int | None = None
+    """The part size the reader remembered starting the upload with; ``None`` when the upload
+    was found by listing, so its plan is read back from its parts."""
     hashes: Mapping[ByteRange, RangeHashes] = field(default_factory=dict)
 
 
@@ -117,9 +144,9 @@ class Resume:
     """Listed parts whose ETag is not the MD5 and that carry no checksum: sent again, once."""
     found_by: Literal["state", "listing"]
     save_state: bool
+    """Whether the state must be (re)written: found by listing, or the file was touched."""
     etags_are_md5s: bool
     """Whether every kept part's ETag is its MD5 (so the object's ETag can be foretold)."""
-    """Whether the state must be (re)written: found by listing, or the file was touched."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,13 +184,31 @@ def decide(facts: ResumeFacts) -> Decision:
         # another fingerprint: every part S3 holds must then match it exactly.
         touched = recorded != facts.fingerprint
         return _check(facts, state.upload_id, [plan], state.checksum, strict=touched,
-                      found_by="state")
+                      found_by="state", touched=touched)
     if facts.upload_id is not None and facts.listed is not None:
         plans = candidate_plans(size, [(p.number, p.size) for p in facts.listed],
                                 facts.config.part_size)
         return _check(facts, facts.upload_id, plans, _listed_checksum(facts), strict=True,
                       found_by="listing")
     return _existing(facts)
+
+
+def decide_listed(facts: ListedFacts) -> NeedHashes | Create | Resume | Refuse:
+    """What to do with the file :class:`ListedFacts` describe: go on with the open upload,
+    keeping only the parts whose MD5 is the file's (a part whose ETag is no MD5 is sent
+    again, never kept unchecked), or start a new one. An upload found by listing must hold
+    this file's bytes in every part, or it is refused: it may be another file's."""
+    config = facts.config
+    if facts.upload_id is None or facts.listed is None:
+        return Create(plan_parts(facts.size, config.part_size), "none",
+                      replaces=facts.upload_id)
+    if facts.part_size is not None:
+        return _check(facts, facts.upload_id,
+                      [PartPlan(size=facts.size, part_size=facts.part_size)], "none",
+                      strict=False, found_by="state")
+    plans = candidate_plans(facts.size, [(p.number, p.size) for p in facts.listed],
+                            config.part_size)
+    return _check(facts, facts.upload_id, plans, "none", strict=True, found_by="listing")
 
 
 def _existing(facts: ResumeFacts) -> Decision:
@@ -234,13 +279,15 @@ def _gone(facts: ResumeFacts, state: ResumeState, plan: PartPlan) -> Decision:
                   replaces=state.upload_id)
 
 
-def _check(facts: ResumeFacts, upload_id: str, plans: list[PartPlan], checksum: str, *,
-           strict: bool, found_by: Literal["state", "listing"]) -> Decision:
+def _check(facts: ResumeFacts | ListedFacts, upload_id: str, plans: list[PartPlan],
+           checksum: str, *, strict: bool, found_by: Literal["state", "listing"],
+           touched: bool = False) -> NeedHashes | Resume | Refuse:
     """Keep the listed parts that match the source under the first plan that fits.
 
     ``strict``: any listed part that does not match means the upload holds other data, so
     that plan is rejected (and, with no plan left, the upload is refused rather than two
     files mixed into one object). Otherwise mismatched parts are just sent again.
+    ``touched``: the file's time changed since the state was written, so it is written again.
     """
     listed = sorted(facts.listed or (), key=lambda p: p.number)
     for plan in plans:
@@ -266,7 +313,6 @@ def _check(facts: ResumeFacts, upload_id: str, plans: list[PartPlan], checksum: 
             continue
         mismatched = tuple(p.number for p in listed
                            if p.number not in keep and p.number not in unverifiable)
-        touched = facts.state is not None and facts.state.fingerprint != facts.fingerprint
         return Resume(upload_id=upload_id, plan=plan, checksum=checksum, keep=keep,
                       mismatched=mismatched, unverifiable=tuple(unverifiable),
                       found_by=found_by, save_state=found_by == "listing" or touched,

@@ -23,6 +23,7 @@ import enum
 import random
 import ssl
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "DENIED_CODES",
@@ -173,6 +174,24 @@ class RetryBudget:
                               retry_after=retry_after, rng=self.rng)
         left = self.retry_for - (now - self.first_failure)
         return max(0.0, min(delay, left))
+
+    def table(self) -> dict[str, Any]:
+        """This budget and :func:`classify_status` as plain data, for a program that cannot
+        call them: the notebook's browser page classifies its part PUTs by this table, so
+        the two cannot drift apart (JSON-ready; ``order`` is the order rules are tried)."""
+        return {
+            "order": ["gone", "fatal", "retry", "resign"],
+            "gone": {"codes": sorted(_GONE_CODES),
+                     "status_codes": {"404": ["", "NoSuchKey", "upload-gone"]}},
+            "fatal": {"codes": sorted(_NEVER_CODES), "statuses": [501]},
+            "retry": {"codes": sorted(_RETRY_CODES), "statuses": [408, 429],
+                      "from_status": 500},
+            "resign": {"codes": sorted(_RESIGN_CODES), "statuses": [403]},
+            "denied_codes": sorted(DENIED_CODES),
+            "max_attempts": self.max_attempts, "retry_for": self.retry_for,
+            "first_contact_attempts": self.first_contact_attempts,
+            "backoff_base": self.base, "backoff_max": self.cap,
+        }
 
     def succeeded(self) -> None:
         """The call went through: a later failure starts a fresh budget."""

@@ -28,6 +28,10 @@ PUBLIC = [
     "UploadCancelledError", "UploadConfig", "UploadGoneError", "UploadResult", "UploadedPart",
     "Uploader", "Verifying", "__version__", "apply_bucket_rules", "collect_stale_uploads",
     "open_source", "parse_size", "plan_parts", "upload", "upload_stream",
+    # The resume decision for a file another program reads (the notebook's browser page),
+    # and the completion every front end checks the object by.
+    "Create", "ListedFacts", "NeedHashes", "RangeHashes", "Refuse", "Resume",
+    "complete_upload", "decide_listed",
 ]
 
 
