@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from ._housekeeping import apply_bucket_rules, collect_stale_uploads
     from ._httpcontrol import HttpControlPlane
     from ._plan import Part, PartPlan, plan_parts
+    from ._result import UploadResult
     from ._resume import (
         Create,
         ListedFacts,
@@ -61,7 +62,6 @@ if TYPE_CHECKING:
         Resume,
         decide_listed,
     )
-    from ._result import UploadResult
     from ._s3control import S3ControlPlane
     from ._source import Fingerprint, FsspecSource, LocalFileSource, Source, open_source
     from ._state import ResumeState, StateStore
