@@ -13,12 +13,12 @@ from streamify import (
     ControlPlane,
     Destination,
     Event,
+    HttpControlPlane,
     Paused,
     Progress,
     Restarted,
     Resumed,
     Retrying,
-    S3ControlPlane,
     Started,
     StateStore,
     UploadCancelledError,
@@ -29,7 +29,7 @@ from streamify import Uploader as CoreUploader
 
 from ._errors import plain_error
 from ._progress import RateMeter
-from ._widget import UploadWidget
+from ._widget import UploadWidget, make_control
 
 __all__ = ["Uploader", "upload"]
 
@@ -53,8 +53,8 @@ class Uploader(UploadWidget):
     (``part_size="16MiB"``, ``concurrency=8``, ``bwlimit="20MiB"``...).
 
     Without ``control``, the kernel's AWS credentials drive S3 directly (``endpoint_url``
-    for S3-compatible storage); pass ``streamify.HttpControlPlane(url, token=...)`` to go
-    through the Streamify API service instead.
+    for S3-compatible storage); ``api_url`` and ``token`` (an API key) go through the
+    Streamify API service instead.
 
     The file is open while a run is going or paused; ``close()`` closes the widget and
     releases what it opened (the file, and the S3 client it made, not a ``control`` passed
@@ -74,12 +74,14 @@ class Uploader(UploadWidget):
 
     def __init__(self, source: str | os.PathLike[str] = "", destination: str = "", *,
                  control: ControlPlane | None = None, endpoint_url: str | None = None,
+                 api_url: str | None = None, token: str | None = None,
                  state_dir: str | None = None, **options: Any) -> None:
         config = UploadConfig.from_options(**options)  # refused before the widget exists
+        self.control: ControlPlane = make_control(
+            control, endpoint_url=endpoint_url, api_url=api_url, token=token,
+            pool=max(10, config.concurrency * 2))
         super().__init__(kind="kernel", source=os.fspath(source), destination=destination)
         self.config = config
-        self.control: ControlPlane = control or S3ControlPlane(
-            endpoint_url=endpoint_url, max_pool_connections=max(10, config.concurrency * 2))
         self._own_control = control is None
         self.state = StateStore(state_dir)
         self.result: UploadResult | None = None
@@ -259,7 +261,7 @@ class Uploader(UploadWidget):
         return result
 
     def _fail(self, exc: BaseException) -> None:
-        self.error = plain_error(exc)
+        self.error = plain_error(exc, service=isinstance(self.control, HttpControlPlane))
         self.status = "failed"
         self.bytes_per_second, self.seconds_left = 0.0, None
 
@@ -311,6 +313,7 @@ class Uploader(UploadWidget):
 
 def upload(source: str | os.PathLike[str], destination: str, *,
            control: ControlPlane | None = None, endpoint_url: str | None = None,
+           api_url: str | None = None, token: str | None = None,
            state_dir: str | None = None, **options: Any) -> UploadResult:
     """Upload ``source`` to ``destination`` showing a progress bar; return the result.
 
@@ -320,7 +323,7 @@ def upload(source: str | os.PathLike[str], destination: str, *,
     from IPython.display import display
 
     widget = Uploader(source, destination, control=control, endpoint_url=endpoint_url,
-                      state_dir=state_dir, **options)
+                      api_url=api_url, token=token, state_dir=state_dir, **options)
     display(widget)  # type: ignore[no-untyped-call]
     try:
         return widget.run()

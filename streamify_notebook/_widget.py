@@ -6,8 +6,9 @@ import pathlib
 
 import anywidget
 import traitlets
+from streamify import ConfigError, ControlPlane, HttpControlPlane, S3ControlPlane
 
-__all__ = ["UploadWidget"]
+__all__ = ["UploadWidget", "make_control"]
 
 _HERE = pathlib.Path(__file__).parent
 
@@ -33,3 +34,17 @@ class UploadWidget(anywidget.AnyWidget):
     """A line about what happened besides progress (resumed, retrying, completed)."""
     error = traitlets.Unicode("").tag(sync=True)
     """Plain words about why the upload stopped; empty while all is well."""
+
+
+def make_control(control: ControlPlane | None, *, endpoint_url: str | None,
+                 api_url: str | None, token: str | None, pool: int = 10) -> ControlPlane:
+    """The control plane a widget was given, or the one its arguments name: the API service
+    at ``api_url`` with the API key ``token``, else S3 (at ``endpoint_url``) with the
+    kernel's AWS credentials."""
+    if control is not None:
+        return control
+    if api_url:
+        if not token:
+            raise ConfigError(f"api_url {api_url!r} needs token=<API key>", parameter="token")
+        return HttpControlPlane(api_url, token=token, pool_size=pool)
+    return S3ControlPlane(endpoint_url=endpoint_url, max_pool_connections=pool)

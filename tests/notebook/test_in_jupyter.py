@@ -148,10 +148,18 @@ def test_uploader_resumes_after_a_kernel_restart_in_jupyterlab(
         notebook = NotebookPage(page, jupyter, name, "lab")
         notebook.open()
         notebook.run_all()
-        notebook.widget().locator(".streamify-start").click()
+        old_widget = notebook.widget()
+        old_widget.locator(".streamify-start").click()
         wait_until(page, lambda: len(parts_in_s3(real_bucket, key)) >= 3)
         old_kernel = jupyter.kernel_process(name).pid
         notebook.restart_kernel()
+        # The widget of the kernel that went away says so, and offers no button that
+        # would do nothing.
+        notebook.wait_for_status(old_widget, "disconnected", timeout=30)
+        assert "disconnected" in old_widget.locator(".streamify-numbers").inner_text()
+        assert "re-run the cell" in old_widget.locator(".streamify-detail").inner_text()
+        for button in ("start", "pause", "resume", "cancel"):
+            assert old_widget.locator(f".streamify-{button}").is_disabled(), button
         time.sleep(1)  # parts cut off by the restart never complete
         held = parts_in_s3(real_bucket, key)
         assert 3 <= len(held) < PARTS
@@ -270,6 +278,11 @@ def test_browser_uploader_resumes_after_a_page_reload_in_jupyterlab(
     notebook.open()
     notebook.run_all()
     widget = notebook.widget()
+    # Before any file is chosen, the widget says what S3 holds and which file resumes it.
+    wait_until(page, lambda: "clip.mov" in widget.locator(".streamify-detail").inner_text(),
+               timeout=30)
+    hint = widget.locator(".streamify-detail").inner_text()
+    assert "choose clip.mov" in hint and "MiB in S3" in hint, hint
     widget.locator("input[type=file]").set_input_files(str(source))
     wait_until(page, lambda: len(puts.finished) > len(before_reload))
     kernel.start_phase()  # the re-run cell made a new widget and S3 client
@@ -452,3 +465,90 @@ def test_browser_uploader_through_the_api_service(
             widget.locator(".streamify-error").inner_text()
     key = PREFIXES["alice"] + "via-api.mov"
     assert sha256_of_object(real_bucket, key) == sha256_of_file(source)
+
+
+def test_a_kernel_restart_stops_a_browser_upload_and_the_rerun_cell_resumes_it(
+        jupyter: JupyterServer, page: Any, real_bucket: Bucket, tmp_path: Path) -> None:
+    source = make_file(tmp_path / "clip.mov", FILE_SIZE, seed=11)
+    name = write_notebook(jupyter.root / "restart-browser.ipynb", [browser_cell(real_bucket)])
+    notebook = NotebookPage(page, jupyter, name, "lab")
+    notebook.open()
+    notebook.run_all()
+    widget = notebook.widget()
+    puts = PartPuts(page)
+    widget.locator("input[type=file]").set_input_files(str(source))
+    wait_until(page, lambda: len(set(puts.finished)) >= 2)
+    notebook.restart_kernel()
+    notebook.wait_for_status(widget, "disconnected", timeout=60)
+    error = widget.locator(".streamify-error").inner_text()
+    assert "Cannot send" not in error and "unexpected" not in error, error
+    assert "kernel restarted" in error and "re-run the cell" in error, error
+    assert "choose clip.mov again" in error, error
+    for button in ("start", "pause", "resume", "cancel"):
+        assert widget.locator(f".streamify-{button}").is_disabled(), button
+    assert widget.locator("input[type=file]").is_disabled()
+    screenshot(widget, "notebook-browser-kernel-restarted.png", tmp_path)
+
+    notebook.wait_for_kernel_idle()
+    time.sleep(1)  # parts cut off by the restart never complete
+    held = parts_in_s3(real_bucket, "browser/clip.mov")
+    started_before = len(puts.started)
+    notebook.run_all()
+    widget = notebook.widget()
+    wait_until(page, lambda: "clip.mov" in widget.locator(".streamify-detail").inner_text(),
+               timeout=30)
+    assert "choose clip.mov" in widget.locator(".streamify-detail").inner_text()
+    widget.locator("input[type=file]").set_input_files(str(source))
+    assert notebook.wait_for_status(widget, "completed", "failed") == "completed", \
+        widget.locator(".streamify-error").inner_text()
+    resent = set(puts.started[started_before:])
+    assert not resent & set(held), f"parts {resent & set(held)} were sent again"
+    assert sha256_of_object(real_bucket, "browser/clip.mov") == sha256_of_file(source)
+
+
+def test_errors_name_the_widget_arguments_and_the_api_service(
+        jupyter: JupyterServer, page: Any, real_bucket: Bucket, tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    source = make_file(tmp_path / "small.mov", MiB, seed=12)
+    name = write_notebook(jupyter.root / "errors.ipynb", [
+        "from streamify_notebook import BrowserUploader\n"
+        f"BrowserUploader('s3://{real_bucket.name}/x/', api_url='{nowhere}', token='t')",
+        "from streamify_notebook import BrowserUploader\n"
+        f"BrowserUploader('s3://{real_bucket.name}/x/', endpoint_url='{nowhere}')"])
+    notebook = NotebookPage(page, jupyter, name, "lab")
+    notebook.open()
+    notebook.run_all()
+    service, storage = notebook.widget(0), notebook.widget(1)
+    for widget in (service, storage):
+        widget.locator("input[type=file]").set_input_files(str(source))
+        notebook.wait_for_status(widget, "failed")
+    said = service.locator(".streamify-error").inner_text()
+    assert said.startswith("The API service could not be reached"), said
+    assert "api_url" in said and "--api" not in said, said
+    said = storage.locator(".streamify-error").inner_text()
+    assert said.startswith("Storage could not be reached"), said
+    assert "endpoint_url" in said and "--endpoint-url" not in said, said
+    assert "command" not in said, said
+
+
+def test_a_browser_upload_goes_on_while_another_cell_runs(
+        jupyter: JupyterServer, page: Any, real_bucket: Bucket, tmp_path: Path) -> None:
+    source = make_file(tmp_path / "busy.mov", 20 * MiB, seed=13)
+    name = write_notebook(jupyter.root / "busy.ipynb", [
+        browser_cell(real_bucket, None), "import time\ntime.sleep(90)\nprint('slept')"])
+    notebook = NotebookPage(page, jupyter, name, "lab")
+    notebook.open()
+    notebook.run_all()
+    widget = notebook.widget()
+    page.wait_for_function(
+        "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status"
+        " === 'busy'", timeout=30_000)  # the second cell sleeps
+    widget.locator("input[type=file]").set_input_files(str(source))
+    assert notebook.wait_for_status(widget, "completed", "failed", timeout=60) == "completed", \
+        widget.locator(".streamify-error").inner_text()
+    still_busy = page.evaluate(
+        "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status")
+    assert still_busy == "busy", "the upload waited for the other cell to end"
+    assert sha256_of_object(real_bucket, "browser/busy.mov") == sha256_of_file(source)
