@@ -3,7 +3,9 @@
 ``JupyterServer`` runs ``jupyter lab`` in its own process with a token, a throwaway root
 folder and the real S3 server's credentials in the kernel's environment. ``NotebookPage``
 opens a notebook in either front end and runs its cells through the application's own
-commands (``exposeAppInBrowser``), which do not depend on focus or keyboard timing.
+commands (``exposeAppInBrowser``), which do not depend on focus or keyboard timing. The
+rest is what the tests share: a ``BrowserUploader`` cell, the page's part PUTs, waiting,
+the parts S3 holds, screenshots.
 """
 
 from __future__ import annotations
@@ -18,13 +20,34 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import psutil  # type: ignore[import-untyped]
 
-from tests.conftest import free_port
+from tests.conftest import Bucket, free_port
 
-__all__ = ["JupyterServer", "NotebookPage", "write_notebook"]
+__all__ = [
+    "DOCS",
+    "FILE_SIZE",
+    "PARTS",
+    "PART_SIZE",
+    "JupyterServer",
+    "MiB",
+    "NotebookPage",
+    "PartPuts",
+    "browser_cell",
+    "parts_in_s3",
+    "screenshot",
+    "wait_until",
+    "write_notebook",
+]
+
+MiB = 1024 * 1024
+FILE_SIZE = 64 * MiB
+PART_SIZE = 8 * MiB
+PARTS = FILE_SIZE // PART_SIZE
+DOCS = Path(__file__).parents[2] / "docs"
 
 
 def write_notebook(path: Path, cells: Sequence[str]) -> str:
@@ -164,3 +187,74 @@ class NotebookPage:
             f"(el) => Number(el.dataset.bytesDone) >= {at_least}", arg=widget.element_handle(),
             timeout=timeout * 1000)
         return int(widget.get_attribute("data-bytes-done"))
+
+
+def screenshot(widget: Any, name: str, tmp_path: Path) -> None:
+    """Keep a screenshot as a test artifact; with ``STREAMIFY_UPDATE_DOCS=1`` also as the
+    README's picture in ``docs/``."""
+    time.sleep(0.4)  # let the bar's width transition end
+    image = widget.screenshot()
+    (tmp_path / name).write_bytes(image)
+    if os.environ.get("STREAMIFY_UPDATE_DOCS") == "1":
+        (DOCS / name).write_bytes(image)
+
+
+def parts_in_s3(bucket: Bucket, key: str) -> dict[int, int]:
+    """Part number -> size of the one open upload to ``key`` (empty when there is none)."""
+    uploads = [u for u in bucket.open_uploads() if u["Key"] == key]
+    if not uploads:
+        return {}
+    listed = bucket.client.list_parts(Bucket=bucket.name, Key=key,
+                                      UploadId=uploads[0]["UploadId"])
+    return {p["PartNumber"]: p["Size"] for p in listed.get("Parts", [])}
+
+
+def wait_until(page: Any, condition: Any, timeout: float = 120.0) -> None:
+    """Poll ``condition``; waiting through the page lets Playwright deliver its events."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        page.wait_for_timeout(100)
+
+
+def browser_cell(bucket: Bucket, bwlimit: str | None = "'6MiB'") -> str:
+    return ("from streamify_notebook import BrowserUploader\n"
+            f"b = BrowserUploader('s3://{bucket.name}/browser/',\n"
+            f"                    endpoint_url='{bucket.endpoint}', part_size='8MiB',\n"
+            f"                    concurrency=2, bwlimit={bwlimit})\n"
+            "b")
+
+
+class PartPuts:
+    """Every part PUT the page makes, and which of them S3 answered with 200."""
+
+    def __init__(self, page: Any) -> None:
+        self.started: list[int] = []
+        self.finished: list[int] = []
+        self.statuses: list[int] = []
+        self.md5_headers: list[str | None] = []
+        self.urls: list[str] = []
+        page.on("request", self._request)
+        page.on("requestfinished", self._finished)
+
+    @staticmethod
+    def _part(request: Any) -> int | None:
+        if request.method != "PUT":
+            return None
+        query = parse_qs(urlsplit(request.url).query)
+        return int(query["partNumber"][0]) if "partNumber" in query else None
+
+    def _request(self, request: Any) -> None:
+        number = self._part(request)
+        if number is not None:
+            self.started.append(number)
+            self.md5_headers.append(request.headers.get("content-md5"))
+            self.urls.append(request.url)
+
+    def _finished(self, request: Any) -> None:
+        number = self._part(request)
+        response = request.response()
+        if number is not None and response is not None:
+            self.statuses.append(response.status)
+            if response.status == 200:
+                self.finished.append(number)

@@ -15,13 +15,10 @@ README shows them, when ``STREAMIFY_UPDATE_DOCS=1``) and to the test's folder.
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -35,68 +32,23 @@ from streamify import apply_bucket_rules
 from tests.conftest import Bucket
 from tests.helpers import make_file, sha256_of_file, sha256_of_object
 from tests.notebook._jupyter import (
+    FILE_SIZE,
+    PART_SIZE,
+    PARTS,
     JupyterServer,
+    MiB,
     NotebookPage,
+    PartPuts,
+    browser_cell,
+    parts_in_s3,
+    screenshot,
+    wait_until,
     write_notebook,
 )
 from tests.wireproxy import WireProxy
 
 pytestmark = [pytest.mark.browser, pytest.mark.reals3]
 
-MiB = 1024 * 1024
-FILE_SIZE = 64 * MiB
-PART_SIZE = 8 * MiB
-PARTS = FILE_SIZE // PART_SIZE
-DOCS = Path(__file__).parents[2] / "docs"
-
-
-@pytest.fixture
-def jupyter(tmp_path: Path, real_bucket: Bucket) -> Iterator[JupyterServer]:
-    """JupyterLab (and Notebook 7) whose kernels reach radosgw; the bucket's CORS rule
-    allows the server's origin."""
-    root = tmp_path / "root"
-    root.mkdir()
-    env = {"STREAMIFY_STATE_DIR": str(tmp_path / "state"),
-           "AWS_DEFAULT_REGION": "us-east-1"}
-    for server in JupyterServer.start(root, env, tmp_path / "jupyter.log"):
-        apply_bucket_rules(real_bucket.client, real_bucket.name, allowed_origins=[server.url])
-        yield server
-
-
-@pytest.fixture
-def page(browser: Any, tmp_path: Path) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1100, "height": 800})
-    opened = context.new_page()
-    yield opened
-    context.close()
-
-
-def screenshot(widget: Any, name: str, tmp_path: Path) -> None:
-    """Keep a screenshot as a test artifact; with ``STREAMIFY_UPDATE_DOCS=1`` also as the
-    README's picture in ``docs/``."""
-    time.sleep(0.4)  # let the bar's width transition end
-    image = widget.screenshot()
-    (tmp_path / name).write_bytes(image)
-    if os.environ.get("STREAMIFY_UPDATE_DOCS") == "1":
-        (DOCS / name).write_bytes(image)
-
-
-def parts_in_s3(bucket: Bucket, key: str) -> dict[int, int]:
-    """Part number -> size of the one open upload to ``key`` (empty when there is none)."""
-    uploads = [u for u in bucket.open_uploads() if u["Key"] == key]
-    if not uploads:
-        return {}
-    listed = bucket.client.list_parts(Bucket=bucket.name, Key=key,
-                                      UploadId=uploads[0]["UploadId"])
-    return {p["PartNumber"]: p["Size"] for p in listed.get("Parts", [])}
-
-
-def wait_until(page: Any, condition: Any, timeout: float = 120.0) -> None:
-    """Poll ``condition``; waiting through the page lets Playwright deliver its events."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        page.wait_for_timeout(100)
 
 
 def kernel_cell(key: str, endpoint: str, bucket: Bucket) -> str:
@@ -188,49 +140,6 @@ def test_uploader_resumes_after_a_kernel_restart_in_jupyterlab(
         assert sha256_of_object(real_bucket, key) == sha256_of_file(source)
     finally:
         proxy.close()
-
-
-def browser_cell(bucket: Bucket, bwlimit: str | None = "'6MiB'") -> str:
-    return ("from streamify_notebook import BrowserUploader\n"
-            f"b = BrowserUploader('s3://{bucket.name}/browser/',\n"
-            f"                    endpoint_url='{bucket.endpoint}', part_size='8MiB',\n"
-            f"                    concurrency=2, bwlimit={bwlimit})\n"
-            "b")
-
-
-class PartPuts:
-    """Every part PUT the page makes, and which of them S3 answered with 200."""
-
-    def __init__(self, page: Any) -> None:
-        self.started: list[int] = []
-        self.finished: list[int] = []
-        self.statuses: list[int] = []
-        self.md5_headers: list[str | None] = []
-        self.urls: list[str] = []
-        page.on("request", self._request)
-        page.on("requestfinished", self._finished)
-
-    @staticmethod
-    def _part(request: Any) -> int | None:
-        if request.method != "PUT":
-            return None
-        query = parse_qs(urlsplit(request.url).query)
-        return int(query["partNumber"][0]) if "partNumber" in query else None
-
-    def _request(self, request: Any) -> None:
-        number = self._part(request)
-        if number is not None:
-            self.started.append(number)
-            self.md5_headers.append(request.headers.get("content-md5"))
-            self.urls.append(request.url)
-
-    def _finished(self, request: Any) -> None:
-        number = self._part(request)
-        response = request.response()
-        if number is not None and response is not None:
-            self.statuses.append(response.status)
-            if response.status == 200:
-                self.finished.append(number)
 
 
 class KernelMemory:
@@ -465,90 +374,3 @@ def test_browser_uploader_through_the_api_service(
             widget.locator(".streamify-error").inner_text()
     key = PREFIXES["alice"] + "via-api.mov"
     assert sha256_of_object(real_bucket, key) == sha256_of_file(source)
-
-
-def test_a_kernel_restart_stops_a_browser_upload_and_the_rerun_cell_resumes_it(
-        jupyter: JupyterServer, page: Any, real_bucket: Bucket, tmp_path: Path) -> None:
-    source = make_file(tmp_path / "clip.mov", FILE_SIZE, seed=11)
-    name = write_notebook(jupyter.root / "restart-browser.ipynb", [browser_cell(real_bucket)])
-    notebook = NotebookPage(page, jupyter, name, "lab")
-    notebook.open()
-    notebook.run_all()
-    widget = notebook.widget()
-    puts = PartPuts(page)
-    widget.locator("input[type=file]").set_input_files(str(source))
-    wait_until(page, lambda: len(set(puts.finished)) >= 2)
-    notebook.restart_kernel()
-    notebook.wait_for_status(widget, "disconnected", timeout=60)
-    error = widget.locator(".streamify-error").inner_text()
-    assert "Cannot send" not in error and "unexpected" not in error, error
-    assert "kernel restarted" in error and "re-run the cell" in error, error
-    assert "choose clip.mov again" in error, error
-    for button in ("start", "pause", "resume", "cancel"):
-        assert widget.locator(f".streamify-{button}").is_disabled(), button
-    assert widget.locator("input[type=file]").is_disabled()
-    screenshot(widget, "notebook-browser-kernel-restarted.png", tmp_path)
-
-    notebook.wait_for_kernel_idle()
-    time.sleep(1)  # parts cut off by the restart never complete
-    held = parts_in_s3(real_bucket, "browser/clip.mov")
-    started_before = len(puts.started)
-    notebook.run_all()
-    widget = notebook.widget()
-    wait_until(page, lambda: "clip.mov" in widget.locator(".streamify-detail").inner_text(),
-               timeout=30)
-    assert "choose clip.mov" in widget.locator(".streamify-detail").inner_text()
-    widget.locator("input[type=file]").set_input_files(str(source))
-    assert notebook.wait_for_status(widget, "completed", "failed") == "completed", \
-        widget.locator(".streamify-error").inner_text()
-    resent = set(puts.started[started_before:])
-    assert not resent & set(held), f"parts {resent & set(held)} were sent again"
-    assert sha256_of_object(real_bucket, "browser/clip.mov") == sha256_of_file(source)
-
-
-def test_errors_name_the_widget_arguments_and_the_api_service(
-        jupyter: JupyterServer, page: Any, real_bucket: Bucket, tmp_path: Path) -> None:
-    from tests.conftest import free_port
-
-    nowhere = f"http://127.0.0.1:{free_port()}"
-    source = make_file(tmp_path / "small.mov", MiB, seed=12)
-    name = write_notebook(jupyter.root / "errors.ipynb", [
-        "from streamify_notebook import BrowserUploader\n"
-        f"BrowserUploader('s3://{real_bucket.name}/x/', api_url='{nowhere}', token='t')",
-        "from streamify_notebook import BrowserUploader\n"
-        f"BrowserUploader('s3://{real_bucket.name}/x/', endpoint_url='{nowhere}')"])
-    notebook = NotebookPage(page, jupyter, name, "lab")
-    notebook.open()
-    notebook.run_all()
-    service, storage = notebook.widget(0), notebook.widget(1)
-    for widget in (service, storage):
-        widget.locator("input[type=file]").set_input_files(str(source))
-        notebook.wait_for_status(widget, "failed")
-    said = service.locator(".streamify-error").inner_text()
-    assert said.startswith("The API service could not be reached"), said
-    assert "api_url" in said and "--api" not in said, said
-    said = storage.locator(".streamify-error").inner_text()
-    assert said.startswith("Storage could not be reached"), said
-    assert "endpoint_url" in said and "--endpoint-url" not in said, said
-    assert "command" not in said, said
-
-
-def test_a_browser_upload_goes_on_while_another_cell_runs(
-        jupyter: JupyterServer, page: Any, real_bucket: Bucket, tmp_path: Path) -> None:
-    source = make_file(tmp_path / "busy.mov", 20 * MiB, seed=13)
-    name = write_notebook(jupyter.root / "busy.ipynb", [
-        browser_cell(real_bucket, None), "import time\ntime.sleep(90)\nprint('slept')"])
-    notebook = NotebookPage(page, jupyter, name, "lab")
-    notebook.open()
-    notebook.run_all()
-    widget = notebook.widget()
-    page.wait_for_function(
-        "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status"
-        " === 'busy'", timeout=30_000)  # the second cell sleeps
-    widget.locator("input[type=file]").set_input_files(str(source))
-    assert notebook.wait_for_status(widget, "completed", "failed", timeout=60) == "completed", \
-        widget.locator(".streamify-error").inner_text()
-    still_busy = page.evaluate(
-        "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status")
-    assert still_busy == "busy", "the upload waited for the other cell to end"
-    assert sha256_of_object(real_bucket, "browser/busy.mov") == sha256_of_file(source)
