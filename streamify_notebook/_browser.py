@@ -41,6 +41,7 @@ from streamify import (
     UploadGoneError,
     complete_upload,
     decide_listed,
+    retrying,
 )
 
 from ._errors import plain_error
@@ -91,6 +92,8 @@ class BrowserUploader(UploadWidget):
                          concurrency=config.concurrency, bwlimit=config.bwlimit or 0)
         self.config = config
         self._own_control = control is None
+        # Every call to storage or the API service rides out outages under the budget.
+        self._calls = retrying(self.control, config)
         self.on_msg(self._on_request)
 
     def close(self) -> None:
@@ -134,12 +137,12 @@ class BrowserUploader(UploadWidget):
         destination = Destination.parse(self.destination)
         held: list[str] = []
         names: list[str] = []
-        for upload in self.control.list_uploads(destination):
+        for upload in self._calls.list_uploads(destination):
             where = upload.destination
             if not destination.is_prefix and where.key != destination.key:
                 continue
             name = where.key.rsplit("/", 1)[-1]
-            size = sum(p.size for p in self.control.list_parts(where, upload.upload_id))
+            size = sum(p.size for p in self._calls.list_parts(where, upload.upload_id))
             names.append(name)
             held.append(f"{name} ({size / _MiB:.1f} MiB in S3)")
         if not held:
@@ -154,11 +157,11 @@ class BrowserUploader(UploadWidget):
         part_size = int(request["part_size"]) if upload_id and request.get("part_size") else None
         listed: list[UploadedPart] | None = None
         if upload_id is None:
-            found = [u for u in self.control.list_uploads(where) if u.destination == where]
+            found = [u for u in self._calls.list_uploads(where) if u.destination == where]
             upload_id = found[-1].upload_id if found else None
         if upload_id is not None:
             try:
-                listed = self.control.list_parts(where, upload_id)
+                listed = self._calls.list_parts(where, upload_id)
             except UploadGoneError:
                 listed = None
         hashes = {(int(offset), int(length)): RangeHashes(str(md5), None)
@@ -173,7 +176,7 @@ class BrowserUploader(UploadWidget):
         plan: PartPlan = decision.plan
         present: list[UploadedPart] = []
         if isinstance(decision, Create):
-            upload_id = self.control.create_upload(
+            upload_id = self._calls.create_upload(
                 where, content_type=self.config.content_type, metadata={},
                 checksum="none", size=size)
         else:
@@ -189,7 +192,7 @@ class BrowserUploader(UploadWidget):
     def _sign(self, where: Destination, request: dict[str, Any]) -> dict[str, Any]:
         parts = [PartToSign(int(p["number"]), int(p["size"]), str(p["md5"]))
                  for p in request["parts"]]
-        signed = self.control.sign_parts(where, str(request["upload_id"]), parts,
+        signed = self._calls.sign_parts(where, str(request["upload_id"]), parts,
                                          expires_in=self.config.url_expiry)
         return {"parts": [{"number": s.number, "url": s.url, "headers": dict(s.headers)}
                           for s in signed]}
@@ -199,12 +202,12 @@ class BrowserUploader(UploadWidget):
                         for p in request["parts"]), key=lambda p: p.number)
         # Every ETag the page sends is the part's MD5: it checked each PUT's answer, and
         # the core kept only parts whose MD5 the page computed from the file.
-        info = complete_upload(self.control, where, str(request["upload_id"]),
+        info = complete_upload(self._calls, where, str(request["upload_id"]),
                                int(request["size"]), parts, str(request["name"]))
         self.bytes_done, self.status = info.size, "completed"
         return {"size": info.size, "etag": info.etag}
 
     def _abort(self, where: Destination, request: dict[str, Any]) -> dict[str, Any]:
-        self.control.abort(where, str(request["upload_id"]))
+        self._calls.abort(where, str(request["upload_id"]))
         self.status = "cancelled"
         return {}

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._api import upload, upload_stream
     from ._batch import BatchFile, BatchOutcome, FileOutcome, MemoryBudget, UploadBatch
+    from ._calls import retrying
     from ._completion import complete_upload
     from ._config import UploadConfig
     from ._control import ControlPlane, ObjectInfo, OpenUpload, PartToSign, SignedPart, UploadedPart
@@ -139,6 +140,7 @@ _WHERE: dict[str, str] = {
     "open_source": "._source",
     "parse_size": "._units",
     "plan_parts": "._plan",
+    "retrying": "._calls",
     "upload": "._api",
     "upload_stream": "._api",
 }
@@ -211,6 +213,7 @@ __all__ = [
     "open_source",
     "parse_size",
     "plan_parts",
+    "retrying",
     "upload",
     "upload_stream",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,17 @@ import pytest
 
 pytest.importorskip("anywidget", reason="notebook tier skipped: the notebook extra is not "
                     "installed (bash scripts/setup.sh server,dev,notebook)")
-from streamify import ConfigError, HttpControlPlane, plan_parts
+from streamify import (
+    ConfigError,
+    Destination,
+    EndpointError,
+    HttpControlPlane,
+    ObjectInfo,
+    OpenUpload,
+    S3ControlPlane,
+    UploadedPart,
+    plan_parts,
+)
 
 from streamify_notebook import BrowserUploader
 from tests.conftest import Bucket
@@ -235,3 +245,41 @@ def test_the_browser_module_and_styles_ship_beside_the_classes() -> None:
     assert re.search(r"export\s*\{\s*\w+ as default\s*\}", (folder / "widget.js").read_text())
     css = (folder / "widget.css").read_text()
     assert "var(--jp-ui-font-color1" in css and "var(--jp-layout-color1" in css
+
+
+class OutageOnce(S3ControlPlane):
+    """S3 that is unavailable for the first call of each kind, as in a short outage."""
+
+    def __init__(self, endpoint_url: str) -> None:
+        super().__init__(endpoint_url=endpoint_url)
+        self.failed: set[str] = set()
+
+    def _outage(self, call: str) -> None:
+        if call not in self.failed:
+            self.failed.add(call)
+            raise EndpointError(f"{call}: S3 is unavailable (503 SlowDown)", transient=True,
+                                status=503)
+
+    def list_uploads(self, destination: Destination) -> list[OpenUpload]:
+        self._outage("list_uploads")
+        return super().list_uploads(destination)
+
+    def complete(self, destination: Destination, upload_id: str,
+                 parts: Sequence[UploadedPart]) -> ObjectInfo:
+        self._outage("complete")
+        return super().complete(destination, upload_id, parts)
+
+
+def test_the_kernels_calls_ride_out_an_outage_under_the_retry_budget(
+        moto_bucket: Bucket) -> None:
+    control = OutageOnce(moto_bucket.endpoint)
+    widget = BrowserUploader(moto_bucket.url("drop/"), control=control, part_size="5MiB",
+                             backoff_base=0.01)
+    page = FakePage(widget, "outage.bin", b"o" * MiB)
+    opened, parts = page.start([1])
+    assert "error" not in opened, opened
+    done = page.ask("complete", upload_id=opened["upload_id"], size=MiB, parts=parts)
+    assert done["size"] == MiB, done
+    assert control.failed == {"list_uploads", "complete"}
+    assert moto_bucket.read("drop/outage.bin") == b"o" * MiB
+    control.close()
