@@ -107,6 +107,16 @@ class MemoryBudget:
 
     @contextmanager
     def hold(self, parts: int) -> Iterator[None]:
+        """Hold ``parts`` (at most all of them) for the ``with`` block."""
+        taken = self.take(parts)
+        try:
+            yield
+        finally:
+            self.give_back(taken)
+
+    def take(self, parts: int) -> int:
+        """Wait for this caller's turn and ``parts`` free (at most all of them); return
+        how many were taken, for ``give_back``."""
         parts = min(parts, self.parts)
         turn = object()
         with self._changed:
@@ -116,12 +126,12 @@ class MemoryBudget:
             self._turns.popleft()
             self._free -= parts
             self._changed.notify_all()
-        try:
-            yield
-        finally:
-            with self._changed:
-                self._free += parts
-                self._changed.notify_all()
+        return parts
+
+    def give_back(self, parts: int) -> None:
+        with self._changed:
+            self._free += parts
+            self._changed.notify_all()
 
 
 class _SharedSender(PartSender):
@@ -213,12 +223,20 @@ class UploadBatch:
                 uploader.cancel()
 
     def _run_all(self, files: Sequence[BatchFile], outcome: BatchOutcome) -> None:
+        """Give each file its memory in the order of ``files`` (first come, first
+        served), then its own thread."""
         if not files:
             return
         pool = ThreadPoolExecutor(min(len(files), self._budget.parts),
                                   thread_name_prefix="streamify-file")
-        futures = [pool.submit(self._run_one, file, outcome) for file in files]
+        futures = []
         try:
+            for file in files:
+                parts = self._budget.take(_parts_in_flight(file))
+                if self._stopped is not None:
+                    self._budget.give_back(parts)
+                    break
+                futures.append(pool.submit(self._run_one, file, parts, outcome))
             wait(futures)
         except BaseException:
             # Ctrl-C: finish the parts in flight, start nothing new; a repeat resumes.
@@ -242,18 +260,18 @@ class UploadBatch:
             if snapshot is not None:
                 self._snapshots[id(same[0].control)] = snapshot
 
-    def _run_one(self, file: BatchFile, outcome: BatchOutcome) -> None:
-        if self._stopped is not None:
-            return
+    def _run_one(self, file: BatchFile, parts: int, outcome: BatchOutcome) -> None:
+        """Upload ``file`` in the ``parts`` of memory it was given, then give them back."""
         try:
-            with self._budget.hold(_parts_in_flight(file)):
-                result = None if self._stopped is not None else self._upload(file)
+            result = None if self._stopped is not None else self._upload(file)
         except Exception as exc:  # one file's failure is reported, the others go on
             ended = FileOutcome(file, error=exc)
         else:
             if result is None:
                 return
             ended = FileOutcome(file, result=result)
+        finally:
+            self._budget.give_back(parts)
         with self._lock:
             outcome.outcomes.append(ended)
         if self._on_end is not None:
