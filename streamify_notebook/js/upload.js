@@ -208,9 +208,12 @@ export class BrowserUpload {
         throw new Paused();
       } else if (result.status === 0) {
         // The browser hides why: a dropped connection, a CORS refusal, or an error answer
-        // without CORS headers (some stores send an expired URL's 403 that way).
+        // without CORS headers (some stores send an expired URL's 403 that way). Until
+        // storage has taken a part, such failures get the core's first-contact budget.
         this.networkFailures++;
-        if (!this.successes && this.networkFailures >= 3) throw new UploadStop(this.corsHint(signed.url));
+        if (!this.successes && this.networkFailures >= table.first_contact_attempts) {
+          throw new UploadStop(this.corsHint(signed.url));
+        }
         signed = null;
         reason = "the connection to storage failed";
       } else {
