@@ -82,8 +82,10 @@ def _token(index: int) -> str:
 
 
 @contextlib.contextmanager
-def _service(endpoint: str, principals: int, scenario: Scenario) -> Iterator[str]:
-    """``streamify serve`` with ``principals`` principals (``p0/``, ``p1/``...)."""
+def _service(endpoint: str, principals: int, scenario: Scenario,
+             extra: dict[str, object] | None = None) -> Iterator[str]:
+    """``streamify serve`` with ``principals`` principals (``p0/``, ``p1/``...), and the
+    ``extra`` settings."""
     settings: dict[str, object] = {
         "bucket": BUCKET, "s3_endpoint_url": endpoint, "region": REGION,
         "cookie_secret": "load-benchmark-cookie-secret-0123456789",
@@ -92,6 +94,7 @@ def _service(endpoint: str, principals: int, scenario: Scenario) -> Iterator[str
     }
     if not scenario.rate_limited:
         settings.update(rate_limit=100_000, rate_burst=100_000)
+    settings.update(extra or {})
     port = _free_port()
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder) / "streamify.json"
@@ -152,22 +155,26 @@ def _sign_load(url: str, index: int, upload_id: str, threads: int, parts: int,
             sum(r[2] for r in results), sum(r[3] for r in results))
 
 
-def _health_load(url: str, seconds: float) -> tuple[list[float], int]:
+def _health_load(url: str, seconds: float, path: str = "/healthz", token: str | None = None,
+                 interval: float = HEALTH_INTERVAL) -> tuple[list[float], int]:
+    """``GET path`` every ``interval`` (with ``token`` as bearer key): latencies of the
+    200s, and how many failed."""
     latencies: list[float] = []
     failures = 0
     stop = time.monotonic() + seconds
-    with httpx.Client(base_url=url, timeout=30) as client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with httpx.Client(base_url=url, timeout=60, headers=headers) as client:
         while time.monotonic() < stop:
             started = time.perf_counter()
             try:
-                ok = client.get("/healthz").status_code == 200
+                ok = client.get(path).status_code == 200
             except httpx.HTTPError:
                 ok = False
             if ok:
                 latencies.append(time.perf_counter() - started)
             else:
                 failures += 1
-            time.sleep(HEALTH_INTERVAL)
+            time.sleep(interval)
     return latencies, failures
 
 

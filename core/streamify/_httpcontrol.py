@@ -236,7 +236,7 @@ class HttpControlPlane:
 
     def list_objects(self, prefix: Destination, *, page_size: int = 1000
                      ) -> Iterator[ListedObject]:
-        """Every completed object whose key starts with ``prefix.key``, newest first, a
+        """Every completed object whose key starts with ``prefix.key``, in key order, a
         page of ``page_size`` per call. ``AccessDeniedError`` outside the caller's prefix."""
         cursor: str | None = None
         doing = "listing objects in"

@@ -261,9 +261,21 @@ class S3ControlPlane:
         with self._errors("listing objects in", prefix):
             for page in pages:
                 for item in page.get("Contents", []):
-                    yield ListedObject(Destination(prefix.bucket, item["Key"]),
-                                       int(item["Size"]), normalize_etag(item["ETag"]),
-                                       item["LastModified"].timestamp())
+                    yield _listed(prefix.bucket, item)
+
+    def list_objects_page(self, prefix: Destination, *, limit: int,
+                          after: str | None = None) -> tuple[list[ListedObject], bool]:
+        """Up to ``limit`` (at most 1,000) completed objects whose key starts with
+        ``prefix.key`` and comes after ``after``, in key order, from one ListObjectsV2
+        call; and whether more follow."""
+        options: dict[str, Any] = {"Bucket": prefix.bucket, "Prefix": prefix.key,
+                                   "MaxKeys": limit}
+        if after is not None:
+            options["StartAfter"] = after
+        with self._errors("listing objects in", prefix):
+            page = self.client.list_objects_v2(**options)
+            return ([_listed(prefix.bucket, item) for item in page.get("Contents", [])],
+                    bool(page.get("IsTruncated")))
 
     def complete(self, destination: Destination, upload_id: str,
                  parts: Sequence[UploadedPart]) -> ObjectInfo:
@@ -332,3 +344,9 @@ def _sign_body(part: PartToSign, params: dict[str, Any], headers: dict[str, str]
         algorithm = checksum_algorithm(part.checksum)
         params[_CHECKSUM_PARAM[algorithm]] = part.checksum
         headers[f"x-amz-checksum-{algorithm}"] = part.checksum
+
+
+def _listed(bucket: str, item: Any) -> ListedObject:
+    """A ``Contents`` entry of a ListObjectsV2 answer."""
+    return ListedObject(Destination(bucket, item["Key"]), int(item["Size"]),
+                        normalize_etag(item["ETag"]), item["LastModified"].timestamp())

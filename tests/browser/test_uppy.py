@@ -75,8 +75,9 @@ class Service:
     """API key of each principal; principal ``name`` owns the prefix ``name/``."""
     contexts: list[Any] = field(default_factory=list)
 
-    def signed_in_page(self, browser: Any, principal: str | None) -> Any:
-        """A page in a fresh browser context holding ``principal``'s session cookie."""
+    def signed_in_page(self, browser: Any, principal: str | None, query: str = "") -> Any:
+        """A page (``index.html?query``) in a fresh browser context holding
+        ``principal``'s session cookie."""
         context = browser.new_context()
         self.contexts.append(context)
         if principal is not None:
@@ -85,9 +86,9 @@ class Service:
                 headers={"Authorization": f"Bearer {self.tokens[principal]}"})
             assert answer.status == 204, answer.text()
         page = context.new_page()
-        page.goto(f"{self.origin}/ui/index.html")
+        page.goto(f"{self.origin}/ui/index.html{'?' + query if query else ''}")
         # The bundle defines the hook once Uppy is set up; fail here, not at the upload.
-        page.wait_for_function("typeof window.startUpload === 'function'", timeout=10_000)
+        page.wait_for_function("() => typeof window.startUpload === 'function'", timeout=10_000)
         return page
 
 
@@ -147,7 +148,7 @@ def test_uppy_uploads_a_file_in_parts_straight_to_s3(service: Service, browser: 
     assert cookie["sameSite"] == "Strict"
 
     page.set_input_files("#file", str(video))
-    page.wait_for_function("['success', 'error'].includes(window.uploadResult.status)",
+    page.wait_for_function("() => ['success', 'error'].includes(window.uploadResult.status)",
                            timeout=UPLOAD_TIMEOUT_MS)
     result = page.evaluate("window.uploadResult")
 
@@ -166,6 +167,24 @@ def test_uppy_uploads_a_file_in_parts_straight_to_s3(service: Service, browser: 
     assert page.locator("#result").get_attribute("data-status") == "success"
 
 
+def test_storage_refuses_parts_uppy_cuts_other_than_the_declared_plan(
+        service: Service, browser: Any, tmp_path: Path) -> None:
+    """The service signs each part's length from the plan of the size Uppy declared (8 MiB
+    parts here); a page cutting 5 MiB parts has every PUT refused by storage."""
+    video = make_file(tmp_path / "cut.mp4", 12 * MiB, seed=8)
+    page = service.signed_in_page(browser, "alice", "partMiB=5")
+    page.set_input_files("#file", str(video))
+    page.wait_for_function("() => ['success', 'error'].includes(window.uploadResult.status)",
+                           timeout=UPLOAD_TIMEOUT_MS)
+    assert page.evaluate("window.uploadResult")["status"] == "error"
+    [upload] = service.bucket.open_uploads()
+    assert service.bucket.client.list_parts(
+        Bucket=service.bucket.name, Key=upload["Key"],
+        UploadId=upload["UploadId"]).get("Parts", []) == []
+    assert not service.bucket.client.list_objects_v2(
+        Bucket=service.bucket.name).get("Contents")
+
+
 def test_cancelling_in_uppy_aborts_the_multipart_upload(service: Service, browser: Any,
                                                          tmp_path: Path) -> None:
     video = make_file(tmp_path / "cancelled.mp4", FILE_SIZE, seed=3)
@@ -175,7 +194,7 @@ def test_cancelling_in_uppy_aborts_the_multipart_upload(service: Service, browse
     page.evaluate("""() => window.uppy.once('s3-multipart:part-uploaded',
                                           () => window.uppy.cancelAll())""")
     page.set_input_files("#file", str(video))
-    page.wait_for_function("(window.uploadedParts || []).length >= 1",
+    page.wait_for_function("() => (window.uploadedParts || []).length >= 1",
                            timeout=UPLOAD_TIMEOUT_MS)
 
     deadline = time.monotonic() + 15
@@ -206,7 +225,8 @@ def test_another_principal_cannot_reach_an_upload_from_its_page(service: Service
                                                                 browser: Any) -> None:
     alice = service.signed_in_page(browser, "alice")
     status, body = _call(alice, "POST", "/s3/multipart",
-                         {"filename": "secret.mp4", "type": "video/mp4", "metadata": {}})
+                         {"filename": "secret.mp4", "type": "video/mp4",
+                          "metadata": {"size": 1}})
     assert status == 200, body
     created = json.loads(body)
     upload_id, key = created["uploadId"], created["key"]
@@ -240,7 +260,9 @@ def test_another_principal_cannot_reach_an_upload_from_its_page(service: Service
         status, body = _call(stranger, method, path, payload)
         assert status == 401, (method, path, status, body)
 
-    assert [u["UploadId"] for u in service.bucket.open_uploads()] == [upload_id]
+    # The page's id is S3's, then "~" and the size declared with it.
+    assert [u["UploadId"] for u in service.bucket.open_uploads()] == [
+        upload_id.rpartition("~")[0]]
     assert _call(alice, "GET", f"/s3/multipart/{upload_id}?{query}") == (200, "[]")
     status, body = _call(alice, "DELETE", f"/s3/multipart/{upload_id}?{query}")
     assert status == 200, body

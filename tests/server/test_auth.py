@@ -42,7 +42,7 @@ def test_a_session_cookie_lets_a_browser_page_use_the_companion_routes(api: Api)
 
     browser = api.client(None, cookies={"streamify_session": cookie})
     created = browser.post("/s3/multipart", json={"filename": "from-page.mp4", "type": "",
-                                                  "metadata": {}})
+                                                  "metadata": {"size": 1}})
     assert created.status_code == 200, created.text
     assert created.json()["key"] == "users/alice/from-page.mp4"
     assert browser.get("/v1/uploads").status_code == 200
@@ -108,16 +108,18 @@ def test_the_logs_hold_no_secrets(api: Api) -> None:
     alice = api.client()
     cookie = alice.post("/v1/session").cookies["streamify_session"]
     key = api.key("alice", "logged.bin")
-    upload_id = alice.post("/v1/uploads", json={"key": key, "size": 5}).json()["upload_id"]
+    browser = api.client(None, cookies={"streamify_session": cookie})
+    upload_id = browser.post("/s3/multipart", json={
+        "filename": "logged.bin", "metadata": {"size": 5}}).json()["uploadId"]
     signed = alice.post(f"/v1/uploads/{upload_id}/sign", json={"key": key, "parts": [
         {"number": 1, "md5": "XUFAKrxLKna5cZ2REBfFkg=="}]}).json()["parts"][0]
-    browser = api.client(None, cookies={"streamify_session": cookie})
     url = browser.get(f"/s3/multipart/{upload_id}/1", params={"key": key}).json()["url"]
     params = httpx.get(api.url + "/v1/uploads", headers={"Authorization": "Bearer bad-key"})
     assert params.status_code == 401
 
     expected = {
         ("POST", "/v1/session", 204, "alice"),
+        ("POST", "/s3/multipart", 200, "alice"),
         ("POST", f"/v1/uploads/{upload_id}/sign", 200, "alice"),
         ("GET", f"/s3/multipart/{upload_id}/1", 200, "alice"),
         ("GET", "/v1/uploads", 401, None)}
@@ -243,7 +245,8 @@ def test_cookie_requests_that_change_state_must_come_from_the_service_pages(
     cookie = _session(api).cookies["streamify_session"]
     browser = api.client(None, cookies={"streamify_session": cookie})
     sent = {name: value.format(own=api.url) for name, value in headers.items()}
-    created = browser.post("/s3/multipart", json={"filename": "page.mp4"}, headers=sent)
+    created = browser.post("/s3/multipart", json={"filename": "page.mp4",
+                                                  "metadata": {"size": 1}}, headers=sent)
     native = browser.post("/v1/uploads", json={"filename": "page.mp4", "size": 1},
                           headers=sent)
     if allowed:

@@ -8,10 +8,13 @@ from tests.server._support import MiB, assert_companion_error, post_form, put
 from tests.server.conftest import Api
 
 
-def _create(client: httpx.Client, filename: str = "holiday.mp4") -> dict[str, str]:
+def _create(client: httpx.Client, filename: str = "holiday.mp4",
+            size: int = 9 * MiB) -> dict[str, str]:
+    """As Uppy with the upload page: the file's size declared in its metadata."""
     response = client.post("/s3/multipart", json={
         "filename": filename, "type": "video/mp4",
-        "metadata": {"name": filename, "type": "video/mp4", "relativePath": None}})
+        "metadata": {"name": filename, "type": "video/mp4", "relativePath": None,
+                     "size": size}})
     assert response.status_code == 200, response.text
     body: dict[str, str] = response.json()
     return body
@@ -35,12 +38,13 @@ def test_a_companion_multipart_upload_round_trip(api: Api) -> None:
     assert set(single.json()) == {"url", "expires"}
     assert single.json()["expires"] == api.settings.url_expiry
 
-    first, second = b"a" * (5 * MiB), b"b" * MiB
+    # The service's plan for 9 MiB: a part of 8 MiB, then one of 1 MiB.
+    first, second = b"a" * (8 * MiB), b"b" * MiB
     etag1 = put(batch.json()["presignedUrls"]["1"], first).headers["ETag"]
     etag2 = put(single.json()["url"], second).headers["ETag"]
 
     listed = client.get(f"/s3/multipart/{upload_id}", params={"key": key}).json()
-    assert listed == [{"PartNumber": 1, "ETag": etag1, "Size": 5 * MiB},
+    assert listed == [{"PartNumber": 1, "ETag": etag1, "Size": 8 * MiB},
                       {"PartNumber": 2, "ETag": etag2, "Size": MiB}]
     assert isinstance(listed[0]["PartNumber"], int)
 
@@ -54,7 +58,8 @@ def test_a_companion_multipart_upload_round_trip(api: Api) -> None:
     assert api.bucket.read(key) == first + second
     head = api.bucket.client.head_object(Bucket=api.bucket.name, Key=key)
     assert head["ContentType"] == "video/mp4"
-    assert head["Metadata"] == {"name": "holiday.mp4", "type": "video/mp4"}
+    assert head["Metadata"] == {"name": "holiday.mp4", "type": "video/mp4",
+                                "size": str(9 * MiB)}
 
 
 def test_abort_answers_an_empty_object(api: Api) -> None:

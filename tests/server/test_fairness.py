@@ -79,7 +79,7 @@ class GatedControl(S3ControlPlane):
 def gated(moto_bucket: Bucket) -> Iterator[tuple[str, GatedControl]]:
     control = GatedControl(moto_bucket.endpoint)
     settings = service_settings(moto_bucket, sign_concurrency=SIGNERS, rate_limit=10_000,
-                                rate_burst=10_000)
+                                rate_burst=10_000, max_in_flight=FLOOD + 1)
     try:
         with serve_in_thread(create_app(settings, control=control)) as url:
             yield url, control

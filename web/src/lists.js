@@ -2,7 +2,7 @@
 // program of the same principal may have started the uploads): the caller's unfinished
 // uploads, and its most recently completed objects.
 
-import { ServiceError, abortUpload, completedObjects, openUploads, partsOf } from './service.js'
+import { ServiceError, abortUpload, newestObjects, openUploads, partsOf } from './service.js'
 
 const KEEP = 20
 
@@ -77,7 +77,7 @@ export async function renderOpenUploads(list, empty, onAbort) {
 // The newest of the caller's completed objects, from the service: whichever browser or
 // program uploaded them.
 export async function renderCompleted(list, empty) {
-  const { objects } = await completedObjects(KEEP)
+  const objects = await newestObjects(KEEP)
   list.replaceChildren(...objects.map((info) => {
     const when = new Date(info.last_modified * 1000).toLocaleString()
     const item = row([text('span', 'key', info.key),

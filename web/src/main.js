@@ -58,7 +58,9 @@ async function refresh() {
 // A list's abort button: storage frees the parts; a file of this page on it goes too.
 function onAbort(upload) {
   for (const file of uppy ? uppy.getFiles() : []) {
-    if (file.s3Multipart && file.s3Multipart.uploadId === upload.upload_id) {
+    // Uppy holds the service's id for it: S3's own, then "~" and the declared size.
+    const held = file.s3Multipart && file.s3Multipart.uploadId
+    if (held && (held === upload.upload_id || held.startsWith(`${upload.upload_id}~`))) {
       uppy.removeFile(file.id)
     }
   }
@@ -97,6 +99,9 @@ function startUppy() {
     // Blobs of up to 10 MiB are kept in IndexedDB; larger files come back as "ghosts"
     // that the person chooses again, and then only the missing parts are sent.
     .use(GoldenRetriever, { expires: 7 * 24 * 3600 * 1000 })
+  // The service refuses a file over the caller's limit when the upload starts, and signs
+  // each part with its size in the plan, from the size declared here.
+  uppy.on('file-added', (file) => uppy.setFileMeta(file.id, { size: file.size }))
   uppy.addPreProcessor(planUploads)
   // An upload restored after a reload goes on without the step above: its files carry
   // their plans (Golden Retriever saved them).

@@ -42,9 +42,29 @@ export const partsOf = (upload) => call('GET',
   `/v1/uploads/${encodeURIComponent(upload.upload_id)}/parts?key=${encodeURIComponent(upload.key)}`)
 export const abortUpload = (upload) => call('DELETE',
   `/v1/uploads/${encodeURIComponent(upload.upload_id)}?key=${encodeURIComponent(upload.key)}`)
-export const completedObjects = (limit) => call('GET', `/v1/objects?limit=${limit}`)
 export const limitsOf = () => call('GET', '/v1/limits')
 export const planOf = (size) => call('GET', `/v1/plan?size=${size}`)
+
+const OBJECTS_PER_PAGE = 1000
+export const MOST_PAGES = 10
+
+// The caller's `keep` most recently completed objects, newest first. The service lists in
+// key order, one S3 read of up to 1,000 keys a page, so the newest are picked here, among
+// the first MOST_PAGES pages (10,000 objects): a larger prefix shows its newest among those.
+export async function newestObjects(keep) {
+  let newest = []
+  let cursor = null
+  for (let page = 0; page < MOST_PAGES; page += 1) {
+    const after = cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''
+    const answer = await call('GET', `/v1/objects?limit=${OBJECTS_PER_PAGE}${after}`)
+    newest = newest.concat(answer.objects)
+      .sort((a, b) => b.last_modified - a.last_modified || (a.key < b.key ? -1 : 1))
+      .slice(0, keep)
+    cursor = answer.next_cursor
+    if (!cursor) break
+  }
+  return newest
+}
 
 // Uppy's Companion client keeps only the status text of a failed answer; the page wants
 // the service's explanation, so it notes the last failed answer from /s3/ routes.

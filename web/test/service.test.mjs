@@ -2,7 +2,9 @@
 import assert from 'node:assert/strict'
 import { afterEach, beforeEach, test } from 'node:test'
 
-import { ServiceError, call, isNetworkError, planOf, plainWords } from '../src/service.js'
+import {
+  MOST_PAGES, ServiceError, call, isNetworkError, newestObjects, planOf, plainWords,
+} from '../src/service.js'
 
 let online = true
 const originalFetch = globalThis.fetch
@@ -72,4 +74,30 @@ test('each failure is said in plain words with what to do', () => {
   assert.equal(said(400, 'bad key'), 'The upload was refused: bad key')
   assert.match(plainWords(new TypeError('Failed to fetch')), /^The network is down/)
   assert.equal(plainWords(new Error('boom'), 'c.mp4'), '“c.mp4” failed: boom')
+})
+
+test('the newest objects are picked from every page, and at most MOST_PAGES are read', async () => {
+  const seen = []
+  const object = (key, when) => ({ key, last_modified: when })
+  globalThis.fetch = async (path) => {
+    seen.push(path)
+    const page = seen.length
+    return answer(200, {
+      objects: [object(`k${page}a`, page % 3), object(`k${page}b`, 10 - page)],
+      next_cursor: `c${page}`,
+    })
+  }
+  const newest = await newestObjects(3)
+  assert.equal(seen.length, MOST_PAGES)
+  assert.equal(seen[0], '/v1/objects?limit=1000')
+  assert.equal(seen[1], '/v1/objects?limit=1000&cursor=c1')
+  assert.deepEqual(newest.map((o) => o.key), ['k1b', 'k2b', 'k3b'])
+
+  seen.length = 0
+  globalThis.fetch = async (path) => {
+    seen.push(path)
+    return answer(200, { objects: [object('b', 5), object('a', 5)], next_cursor: null })
+  }
+  assert.deepEqual((await newestObjects(20)).map((o) => o.key), ['a', 'b'])
+  assert.equal(seen.length, 1)
 })

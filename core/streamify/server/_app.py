@@ -19,7 +19,7 @@ from .._s3control import S3ControlPlane
 from . import _companion, _native
 from ._auth import Authenticator
 from ._headers import SecurityHeadersMiddleware, content_security_policy
-from ._limits import RateLimiter
+from ._limits import InFlightLimit, RateLimiter
 from ._middleware import AccessLogMiddleware, BodyLimitMiddleware, NoStoreMiddleware
 from ._problems import ServiceError, install_error_handlers
 from ._service import UploadService
@@ -54,6 +54,7 @@ def create_app(settings: ServiceSettings, *, control: S3ControlPlane | None = No
     app.state.settings = settings
     app.state.authenticator = Authenticator(settings)
     app.state.rate_limiter = RateLimiter(rate=settings.rate_limit, burst=settings.rate_burst)
+    app.state.in_flight = InFlightLimit(cap=settings.max_in_flight)
     app.state.service = UploadService(settings, control or S3ControlPlane(
         endpoint_url=settings.s3_endpoint_url, region=settings.region,
         max_pool_connections=32))

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from .._control import PartToSign, UploadedPart
 from .._plan import MAX_PARTS
-from ._deps import CurrentPrincipal, Service, SigningPrincipal, charge
+from ._deps import CurrentPrincipal, Service, UnchargedPrincipal, charge
 from ._keys import MAX_KEY_BYTES
 from ._problems import CompanionError, ServiceError
 
@@ -95,13 +95,28 @@ def _part_number(text: str) -> int:
     return number
 
 
+def _declared_size(metadata: dict[str, Any]) -> int:
+    size = metadata.get("size")
+    if isinstance(size, str) and size.isascii() and size.isdigit() and len(size) <= 16:
+        size = int(size)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ServiceError(400, "size-not-declared", "s3: declare the file's size in bytes "
+                           "as metadata.size (the upload page does)")
+    return size
+
+
 @router.post("/multipart")
 def create_multipart(body: CreateMultipart, service: Service,
                      principal: CurrentPrincipal) -> CreatedMultipart:
-    """Start a multipart upload for a file; its key is under the caller's prefix."""
+    """Start a multipart upload for a file of ``metadata.size`` bytes; its key is under the
+    caller's prefix. A size over the caller's limit is refused here, and every part is
+    later signed with its size in the plan (``GET /v1/plan``), so storage refuses a part
+    of any other length."""
     destination = service.destination(principal, filename=body.filename)
-    upload_id = service.create(principal, destination, size=None,
-                               content_type=_content_type(body.type), metadata=body.metadata)
+    upload_id = service.create_declared(principal, destination,
+                                        size=_declared_size(body.metadata),
+                                        content_type=_content_type(body.type),
+                                        metadata=body.metadata)
     return CreatedMultipart(key=destination.key, uploadId=upload_id, bucket=destination.bucket)
 
 
@@ -117,7 +132,7 @@ def list_parts(upload_id: UploadIdPath, key: KeyQuery, service: Service,
 # Registered before the single-part route, which would otherwise match "batch".
 @router.get("/multipart/{uploadId}/batch")
 async def sign_batch(request: Request, upload_id: UploadIdPath, key: KeyQuery,
-                     service: Service, principal: SigningPrincipal,
+                     service: Service, principal: UnchargedPrincipal,
                part_numbers: Annotated[str, Query(alias="partNumbers", max_length=6000,
                                                   pattern=r"^[0-9,]+$")],
                ) -> BatchSigned:
@@ -127,7 +142,8 @@ async def sign_batch(request: Request, upload_id: UploadIdPath, key: KeyQuery,
     numbers = [_part_number(text) for text in texts]
     charge(request, principal, 1 + len(numbers))
     signed = await service.sign_in_turn(principal, destination, upload_id,
-                                        [PartToSign(number) for number in numbers])
+                                        [PartToSign(number) for number in numbers],
+                                        declared_only=True)
     return BatchSigned(presignedUrls={text: s.url for text, s in zip(texts, signed,
                                                                      strict=True)})
 
@@ -135,13 +151,13 @@ async def sign_batch(request: Request, upload_id: UploadIdPath, key: KeyQuery,
 @router.get("/multipart/{uploadId}/{partNumber}")
 async def sign_part(request: Request, upload_id: UploadIdPath,
                     part_number: Annotated[str, Path(alias="partNumber")], key: KeyQuery,
-                    service: Service, principal: SigningPrincipal) -> SignedUrl:
+                    service: Service, principal: UnchargedPrincipal) -> SignedUrl:
     """A presigned URL for one part."""
     destination = service.destination(principal, key=key)
     number = _part_number(part_number)
     charge(request, principal, 2)
     [signed] = await service.sign_in_turn(principal, destination, upload_id,
-                                          [PartToSign(number)])
+                                          [PartToSign(number)], declared_only=True)
     return SignedUrl(url=signed.url, expires=signed.expires_in)
 
 

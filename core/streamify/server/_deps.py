@@ -1,30 +1,34 @@
 """FastAPI dependencies: the app's ``UploadService`` and the authenticated ``Principal``.
 
 They are ``async`` (cheap, on the event loop), so authenticating never waits for a thread
-while sign calls keep the worker threads busy. Every authenticated request is charged to
-its principal's rate limit: here, or for sign calls by the route, once, with the parts.
+while sign calls keep the worker threads busy. Every authenticated request counts as one
+of its principal's requests in flight until it is answered, and is charged to its
+principal's rate limit: here, or by the route (sign calls, with their parts; listings, by
+the keys they may read), once.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from ._auth import SESSION_COOKIE, Authenticator, Principal
-from ._limits import RateLimiter
+from ._limits import RateLimiter, RequestsInFlight
 from ._problems import ServiceError
 from ._service import UploadService
 
 __all__ = [
     "CurrentPrincipal",
     "Service",
-    "SigningPrincipal",
+    "UnchargedPrincipal",
     "bearer_principal",
     "charge",
     "current_principal",
-    "signing_principal",
+    "uncharged_principal",
 ]
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -72,6 +76,21 @@ def charge(request: Request, principal: Principal, cost: int = 1) -> None:
                            f"in {wait} s", headers={"Retry-After": str(wait)})
 
 
+@contextmanager
+def _in_flight(request: Request, principal: Principal) -> Iterator[Principal]:
+    """Count the request among ``principal``'s in flight while it runs, or refuse it with
+    429 when the principal already has its cap in flight."""
+    in_flight: RequestsInFlight = request.app.state.in_flight
+    if not in_flight.enter(principal.name):
+        raise ServiceError(429, "too-many-in-flight", f"{principal.name} already has "
+                           f"{in_flight.cap} requests in flight, the most allowed; retry "
+                           "when one is answered", headers={"Retry-After": "1"})
+    try:
+        yield principal
+    finally:
+        in_flight.leave(principal.name)
+
+
 def _remember(request: Request, principal: Principal) -> Principal:
     # The access log names the principal, never the credential.
     request.state.principal = principal.name
@@ -99,13 +118,14 @@ def _check_same_origin(request: Request) -> None:
 async def bearer_principal(
     request: Request,
     _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
+) -> AsyncIterator[Principal]:
     """The caller, from ``Authorization: Bearer <key>`` only."""
     principal = _from_header(request)
     if principal is None:
         raise ServiceError(401, "unauthorized", "send an API key as `Authorization: Bearer`")
-    charge(request, principal)
-    return _remember(request, principal)
+    with _in_flight(request, principal):
+        charge(request, principal)
+        yield _remember(request, principal)
 
 
 def _caller(request: Request) -> Principal:
@@ -125,23 +145,24 @@ async def current_principal(
     request: Request,
     _declared_bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     _declared_cookie: Annotated[str | None, Depends(_cookie)],
-) -> Principal:
+) -> AsyncIterator[Principal]:
     """The caller, from a bearer key or else the session cookie; one request charged."""
-    principal = _caller(request)
-    charge(request, principal)
-    return principal
+    with _in_flight(request, _caller(request)) as principal:
+        charge(request, principal)
+        yield principal
 
 
-async def signing_principal(
+async def uncharged_principal(
     request: Request,
     _declared_bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     _declared_cookie: Annotated[str | None, Depends(_cookie)],
-) -> Principal:
-    """The caller, as ``current_principal``, left for the sign route to charge: the call
-    and its parts in one take, so that a refused call takes nothing."""
-    return _caller(request)
+) -> AsyncIterator[Principal]:
+    """The caller, as ``current_principal``, left for the route to charge what the call
+    costs in one take (a sign call and its parts), so that a refused call takes nothing."""
+    with _in_flight(request, _caller(request)) as principal:
+        yield principal
 
 
 Service = Annotated[UploadService, Depends(_service)]
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
-SigningPrincipal = Annotated[Principal, Depends(signing_principal)]
+UnchargedPrincipal = Annotated[Principal, Depends(uncharged_principal)]

@@ -1,9 +1,14 @@
-"""``RateLimiter``: per-principal token buckets. Decides only; no I/O, the clock injected.
+"""Per-principal limits, decided in process: ``RateLimiter`` (token buckets) and
+``InFlightLimit`` (requests in flight). No I/O; the clock injected.
 
 Each principal's bucket holds up to ``burst`` tokens and refills at ``rate`` tokens per
 second. A request takes its cost (one, plus one per part it signs) or, when the bucket
 holds too few, takes nothing and learns how long to wait: the service answers 429 with
 that as ``Retry-After``. Buckets live per instance, so N instances allow N times the rate.
+
+Requests in flight are counted behind ``RequestsInFlight``, a two-method interface that a
+store shared by every replica (Redis) can implement as well; ``InFlightLimit`` counts in
+this process.
 """
 
 from __future__ import annotations
@@ -12,8 +17,51 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
-__all__ = ["RateLimiter"]
+__all__ = ["InFlightLimit", "RateLimiter", "RequestsInFlight"]
+
+
+class RequestsInFlight(Protocol):
+    """Counts each principal's requests in flight, up to ``cap``."""
+
+    cap: int
+
+    def enter(self, who: str) -> bool:
+        """Count one more request of ``who``, or count nothing and say ``False`` when
+        ``who`` already has ``cap`` in flight."""
+        ...
+
+    def leave(self, who: str) -> None:
+        """One request of ``who`` that ``enter`` counted has been answered."""
+        ...
+
+
+class InFlightLimit:
+    """``RequestsInFlight`` in this process."""
+
+    def __init__(self, *, cap: int) -> None:
+        if cap < 1:
+            raise ValueError(f"cap {cap} must be at least 1")
+        self.cap = cap
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def enter(self, who: str) -> bool:
+        with self._lock:
+            count = self._counts.get(who, 0)
+            if count >= self.cap:
+                return False
+            self._counts[who] = count + 1
+            return True
+
+    def leave(self, who: str) -> None:
+        with self._lock:
+            count = self._counts.get(who, 0) - 1
+            if count > 0:
+                self._counts[who] = count
+            else:
+                self._counts.pop(who, None)
 
 
 class RateLimiter:

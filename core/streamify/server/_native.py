@@ -11,8 +11,9 @@ from .._config import MAX_PART_SIZE
 from .._control import PartToSign, UploadedPart
 from .._plan import MAX_OBJECT_SIZE, MAX_PARTS
 from ._auth import SESSION_COOKIE, Principal
-from ._deps import CurrentPrincipal, Service, SigningPrincipal, bearer_principal, charge
+from ._deps import CurrentPrincipal, Service, UnchargedPrincipal, bearer_principal, charge
 from ._keys import MAX_KEY_BYTES
+from ._listing import MAX_PAGE, listing_cost
 from ._problems import Problem, ServiceError
 
 __all__ = ["router"]
@@ -39,8 +40,7 @@ Bucket = Annotated[str | None, Field(default=None, max_length=63,
 
 
 DEFAULT_LISTING = 50
-MAX_LISTING = 1000
-"""Objects per page of ``GET /v1/objects``: by default, and at most."""
+"""Objects per page of ``GET /v1/objects`` by default (at most ``MAX_PAGE``)."""
 
 # Base64 of a CRC32 (4 bytes), SHA-1 (20) or SHA-256 (32): the length tells the algorithm.
 Checksum = Annotated[str | None, Field(
@@ -170,7 +170,7 @@ class ListedObject(_Model):
 
 class ObjectsResponse(_Model):
     objects: list[ListedObject]
-    """Newest first."""
+    """In key order."""
     next_cursor: str | None
     """Pass as ``cursor`` for the next page; ``None`` when this page is the last."""
 
@@ -264,7 +264,7 @@ def part_plan(service: Service, principal: CurrentPrincipal,
 
 @router.post("/uploads/{upload_id}/sign", tags=["uploads"])
 async def sign_parts(request: Request, upload_id: UploadIdPath, body: SignRequest,
-                     service: Service, principal: SigningPrincipal) -> SignResponse:
+                     service: Service, principal: UnchargedPrincipal) -> SignResponse:
     """Presign PUT URLs for many parts at once; a part's size and MD5 are signed in.
 
     The call and each part count against the caller's rate limit.
@@ -325,7 +325,7 @@ def list_uploads(service: Service, principal: CurrentPrincipal,
 
 
 @router.get("/objects", tags=["objects"])
-def objects(service: Service, principal: CurrentPrincipal,
+def objects(request: Request, service: Service, principal: UnchargedPrincipal,
             key: Annotated[str | None, Query(min_length=1, max_length=MAX_KEY_BYTES,
                                              description="One object: its size and ETag")
                            ] = None,
@@ -333,27 +333,29 @@ def objects(service: Service, principal: CurrentPrincipal,
                 max_length=MAX_KEY_BYTES,
                 description="List under this prefix (inside yours); default: yours")] = None,
             limit: Annotated[int | None, Query(
-                ge=1, le=MAX_LISTING, description=f"Most objects in the page (default "
-                f"{DEFAULT_LISTING}, at most {MAX_LISTING})")] = None,
+                ge=1, le=MAX_PAGE, description=f"Most objects in the page (default "
+                f"{DEFAULT_LISTING}, at most {MAX_PAGE})")] = None,
             cursor: Annotated[str | None, Query(
                 min_length=1, max_length=4096, pattern=r"^[A-Za-z0-9_-]+$",
                 description="`next_cursor` of the previous page")] = None,
             bucket: BucketQuery = None) -> ObjectResponse | ObjectsResponse:
     """With ``key``: the size and ETag of that completed object. Without: the caller's
-    completed objects (under its prefix, or a narrower ``prefix``), newest first, at most
+    completed objects (under its prefix, or a narrower ``prefix``) in key order, at most
     ``limit`` per page; ``next_cursor`` asks for the next page.
 
-    A listing reads every key under the prefix from S3 (1,000 per call), because S3 lists
-    in key order only: a narrower ``prefix`` answers faster.
+    A page is one read of at most ``limit`` keys from S3. It costs one request of the
+    rate limit, and one more per 100 keys of ``limit``.
     """
     if key is None:
+        page = DEFAULT_LISTING if limit is None else limit
+        charge(request, principal, listing_cost(page))
         service.check_bucket(bucket)
-        found, next_cursor = service.list_objects(
-            principal, prefix, limit=DEFAULT_LISTING if limit is None else limit,
-            cursor=cursor)
+        found, next_cursor = service.list_objects(principal, prefix, limit=page,
+                                                  cursor=cursor)
         return ObjectsResponse(next_cursor=next_cursor, objects=[
-            ListedObject(key=o.key, bucket=service.bucket, size=o.size, etag=o.etag,
-                         last_modified=o.last_modified) for o in found])
+            ListedObject(key=o.destination.key, bucket=o.destination.bucket, size=o.size,
+                        etag=o.etag, last_modified=o.last_modified) for o in found])
+    charge(request, principal)
     if prefix is not None or limit is not None or cursor is not None:
         raise ServiceError(422, "invalid-request", "give either key (one object) or "
                            "prefix, limit and cursor (a listing), not both")

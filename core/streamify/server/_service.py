@@ -9,15 +9,13 @@ then does the call reach ``S3ControlPlane``. Every pattern is matched in full
 
 from __future__ import annotations
 
-import base64
-import binascii
-import contextlib
+import dataclasses
 import functools
 import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -27,22 +25,28 @@ from anyio import CapacityLimiter
 
 from .._checksum import composite_etag, normalize_etag
 from .._config import MAX_PART_SIZE
-from .._control import ObjectInfo, OpenUpload, PartToSign, SignedPart, UploadedPart
+from .._control import (
+    ListedObject,
+    ObjectInfo,
+    OpenUpload,
+    PartToSign,
+    SignedPart,
+    UploadedPart,
+)
 from .._destination import Destination
 from .._errors import StreamifyError
 from .._plan import MAX_OBJECT_SIZE, MAX_PARTS, PartPlan, plan_parts
 from .._s3control import S3ControlPlane
 from ._auth import Principal
+from ._checks import check_md5, check_upload_id, encode_metadata, translated
+from ._declared import DeclaredUpload, UploadIdAltered, declare, read_declared
 from ._keys import KeyRejected, check_key, check_prefix, key_for_filename
-from ._listing import CursorRejected, StoredObject, decode_cursor, newest_first
-from ._problems import ServiceError, from_core_error
+from ._listing import CursorRejected, decode_cursor, encode_cursor
+from ._problems import ServiceError
 from ._settings import ServiceSettings
 
-__all__ = ["UploadService", "encode_metadata"]
+__all__ = ["UploadService"]
 
-_MAX_METADATA_BYTES = 2048  # S3's limit on user metadata
-_METADATA_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
-_UPLOAD_ID = re.compile(r"[\x21-\x7e]{1,1024}")
 _ETAG = re.compile(r'"?[\x21\x23-\x7e]{1,128}"?')
 _HEX_MD5 = re.compile(r"[0-9a-f]{32}")
 _OWNED_CACHE_SIZE = 10_000
@@ -54,45 +58,6 @@ _OWNED_TTL = 60.0
 _FORM_VARIABLE = "${filename}"
 
 
-def encode_metadata(metadata: Mapping[str, object]) -> dict[str, str]:
-    """Metadata S3 accepts: ASCII names, values RFC 2047-encoded when not ASCII.
-
-    ``None`` values are dropped and others turned into text, because browsers send
-    whatever the page attached to the file.
-    """
-    encoded: dict[str, str] = {}
-    for name, value in metadata.items():
-        if value is None:
-            continue
-        if not _METADATA_NAME.fullmatch(name):
-            raise ServiceError(400, "invalid-metadata", f"metadata name {name!r} must be "
-                               "1-128 ASCII letters, digits, '-' or '_'")
-        text = value if isinstance(value, str) else str(value)
-        if text.isascii() and text.isprintable():
-            encoded[name] = text
-        else:
-            encoded[name] = f"=?UTF-8?B?{base64.b64encode(text.encode()).decode()}?="
-    if sum(len(k) + len(v) for k, v in encoded.items()) > _MAX_METADATA_BYTES:
-        raise ServiceError(400, "invalid-metadata",
-                           f"metadata exceeds S3's {_MAX_METADATA_BYTES}-byte limit")
-    return encoded
-
-
-def _check_upload_id(upload_id: str) -> None:
-    if not _UPLOAD_ID.fullmatch(upload_id):
-        raise ServiceError(400, "invalid-upload-id", "upload id must be 1-1024 printable ASCII "
-                           "characters")
-
-
-def _check_md5(md5: str) -> None:
-    try:
-        raw = base64.b64decode(md5, validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != 16:
-        raise ServiceError(400, "invalid-part", f"md5 {md5!r} is not a base64 MD5 digest")
-
-
 class UploadService:
     """The checked operations; each raises ``ServiceError`` with a clear 4xx on bad input."""
 
@@ -100,6 +65,8 @@ class UploadService:
         self.settings = settings
         self.control = control
         self.bucket = settings.bucket
+        # Every replica shares it, so any of them reads the sizes another declared.
+        self._secret = settings.cookie_secret.get_secret_value().encode()
         # (key, upload id) pairs already seen open, with when to stop trusting them. An
         # upload id names one upload of one key for good; remembering the pair spares a
         # ListMultipartUploads per signed part (Uppy signs parts one call at a time).
@@ -148,14 +115,14 @@ class UploadService:
         ListParts for an upload id under any key, which would let one principal reach
         another's upload by naming its own key.
         """
-        _check_upload_id(upload_id)
+        check_upload_id(upload_id)
         pair = (destination.key, upload_id)
         now = time.monotonic()
         with self._owned_lock:
             if self._owned.get(pair, 0.0) > now:
                 self._owned.move_to_end(pair)
                 return
-        with _translated("ListMultipartUploads"):
+        with translated("ListMultipartUploads"):
             uploads = self.control.list_uploads(destination)
         if not any(u.upload_id == upload_id and u.destination.key == destination.key
                    for u in uploads):
@@ -173,8 +140,19 @@ class UploadService:
         with self._owned_lock:
             self._owned.pop((destination.key, upload_id), None)
 
+    def _upload(self, destination: Destination,
+                given: str) -> tuple[str, DeclaredUpload | None]:
+        """S3's upload id in ``given``, and the size declared with it, if any."""
+        check_upload_id(given)
+        try:
+            declared = read_declared(self._secret, destination.key, given)
+        except UploadIdAltered as exc:
+            # As for an upload id of another key: no such upload here.
+            raise ServiceError(404, "upload-gone", str(exc)) from exc
+        return (given, None) if declared is None else (declared.upload_id, declared)
+
     def _check_open_uploads(self, principal: Principal) -> None:
-        with _translated("ListMultipartUploads"):
+        with translated("ListMultipartUploads"):
             count = len(self.control.list_uploads(Destination(self.bucket, principal.prefix)))
         limit = self.settings.max_open_uploads
         if count >= limit:
@@ -186,7 +164,7 @@ class UploadService:
     def plan(self, principal: Principal, size: int, part_size: int | None) -> PartPlan:
         """How an object of ``size`` bytes will be cut, if ``principal`` may upload it."""
         self._check_size(principal, size, "object")
-        with _translated("plan"):
+        with translated("plan"):
             return plan_parts(size, part_size or self.settings.part_size)
 
     def create(self, principal: Principal, destination: Destination, *, size: int | None,
@@ -200,13 +178,29 @@ class UploadService:
             creating = self._creating.setdefault(principal.name, threading.Lock())
         with creating:
             self._check_open_uploads(principal)
-            with _translated("CreateMultipartUpload"):
+            with translated("CreateMultipartUpload"):
                 return self.control.create_upload(
                     destination, content_type=content_type, metadata=encoded,
                     checksum=checksum, size=size)
 
+    def create_declared(self, principal: Principal, destination: Destination, *, size: int,
+                        content_type: str, metadata: Mapping[str, object]) -> str:
+        """Start the upload of a file of ``size`` bytes, cut as ``plan`` says, and return an
+        id that carries the plan: each part is then signed with its exact size."""
+        plan = self.plan(principal, size, None)
+        upload_id = self.create(principal, destination, size=size, content_type=content_type,
+                                metadata=metadata)
+        return declare(self._secret, destination.key, upload_id, plan)
+
     def sign(self, principal: Principal, destination: Destination, upload_id: str,
-             parts: Sequence[PartToSign], *, expires_in: int | None = None) -> list[SignedPart]:
+             parts: Sequence[PartToSign], *, expires_in: int | None = None,
+             declared_only: bool = False) -> list[SignedPart]:
+        """Presign ``parts``; those of an upload with a declared size are signed with their
+        size in its plan. ``declared_only`` refuses an upload without one."""
+        upload_id, declared = self._upload(destination, upload_id)
+        if declared is not None:
+            self._check_size(principal, declared.plan.size, "the declared object")
+            parts = [self._as_planned(declared, part) for part in parts]
         if not 1 <= len(parts) <= self.settings.max_sign_batch:
             raise ServiceError(400, "invalid-part", f"sign 1 to {self.settings.max_sign_batch} "
                                f"parts per call, not {len(parts)}")
@@ -223,23 +217,41 @@ class UploadService:
                                        f"{part.size} bytes exceeds S3's 5 GiB part limit")
                 self._check_size(principal, part.size, f"part {part.number}")
             if part.md5 is not None:
-                _check_md5(part.md5)
+                check_md5(part.md5)
         expiry = min(expires_in or self.settings.url_expiry, self.settings.url_expiry)
         self._require_owned(destination, upload_id)
-        with _translated("UploadPart (presign)"):
+        if declared is None and declared_only:
+            raise ServiceError(400, "size-not-declared", f"upload {upload_id!r} was started "
+                               "without the file's size: start it again with "
+                               "POST /s3/multipart and metadata.size")
+        with translated("UploadPart (presign)"):
             return self.control.sign_parts(destination, upload_id, parts, expires_in=expiry)
+
+    @staticmethod
+    def _as_planned(declared: DeclaredUpload, part: PartToSign) -> PartToSign:
+        if not 1 <= part.number <= declared.plan.count:
+            raise ServiceError(400, "invalid-part", f"part {part.number} is outside the "
+                               f"declared object's 1..{declared.plan.count} parts")
+        size = declared.plan.part(part.number).size
+        if part.size is not None and part.size != size:
+            raise ServiceError(400, "invalid-part", f"part {part.number} is {size} bytes in "
+                               f"the declared object's plan, not {part.size}")
+        return dataclasses.replace(part, size=size)
 
     async def sign_in_turn(self, principal: Principal, destination: Destination,
                            upload_id: str, parts: Sequence[PartToSign], *,
-                           expires_in: int | None = None) -> list[SignedPart]:
+                           expires_in: int | None = None,
+                           declared_only: bool = False) -> list[SignedPart]:
         """``sign`` in a worker thread, at most ``sign_concurrency`` at once."""
         return await anyio.to_thread.run_sync(
             functools.partial(self.sign, principal, destination, upload_id, parts,
-                              expires_in=expires_in), limiter=self._signers)
+                              expires_in=expires_in, declared_only=declared_only),
+            limiter=self._signers)
 
     def list_parts(self, destination: Destination, upload_id: str) -> list[UploadedPart]:
+        upload_id, _ = self._upload(destination, upload_id)
         self._require_owned(destination, upload_id)
-        with _translated("ListParts"):
+        with translated("ListParts"):
             return self.control.list_parts(destination, upload_id)
 
     def complete(self, principal: Principal, destination: Destination, upload_id: str,
@@ -258,11 +270,12 @@ class UploadService:
                                f"1..{MAX_PARTS}")
         if not all(_ETAG.fullmatch(p.etag) for p in parts):
             raise ServiceError(400, "invalid-part", "an ETag is not a quoted or bare token")
+        upload_id, _ = self._upload(destination, upload_id)
         ordered = sorted((UploadedPart(p.number, normalize_etag(p.etag), p.size, p.checksum)
                           for p in parts), key=lambda p: p.number)
         try:
             self._require_owned(destination, upload_id)
-            with _translated("ListParts"):
+            with translated("ListParts"):
                 held = {p.number: p.size for p in self.control.list_parts(destination, upload_id)}
             # Browsers declare no size up front: the caller's limit is enforced here.
             total = sum(held.get(n, 0) for n in numbers)
@@ -272,7 +285,7 @@ class UploadService:
                 self.abort(destination, upload_id)
                 refused.detail += "; the upload was aborted and its parts deleted"
                 raise
-            with _translated("CompleteMultipartUpload"):
+            with translated("CompleteMultipartUpload"):
                 info = self.control.complete(destination, upload_id, ordered)
             self._forget(destination, upload_id)
             return info
@@ -296,8 +309,9 @@ class UploadService:
         return None
 
     def abort(self, destination: Destination, upload_id: str) -> None:
+        upload_id, _ = self._upload(destination, upload_id)
         self._require_owned(destination, upload_id)
-        with _translated("AbortMultipartUpload"):
+        with translated("AbortMultipartUpload"):
             self.control.abort(destination, upload_id)
         self._forget(destination, upload_id)
 
@@ -315,32 +329,25 @@ class UploadService:
 
     def list_uploads(self, principal: Principal, prefix: str | None) -> list[OpenUpload]:
         where = self._owned_prefix(principal, prefix)
-        with _translated("ListMultipartUploads"):
+        with translated("ListMultipartUploads"):
             return self.control.list_uploads(where)
 
     def list_objects(self, principal: Principal, prefix: str | None, *, limit: int,
-                     cursor: str | None = None) -> tuple[list[StoredObject], str | None]:
-        """The caller's completed objects under ``prefix``, newest first: one page of at
-        most ``limit``, and the cursor of the next page (``None`` after the last).
-
-        Every key under the prefix is read (ListObjectsV2, 1,000 a call) because S3 lists
-        in key order only; memory holds at most ``limit + 1`` of them.
-        """
+                     cursor: str | None = None) -> tuple[list[ListedObject], str | None]:
+        """The caller's completed objects under ``prefix``, in key order: one page of at
+        most ``limit``, read with one ListObjectsV2 call, and the cursor of the next page
+        (``None`` after the last)."""
         where = self._owned_prefix(principal, prefix)
         try:
             after = decode_cursor(cursor) if cursor is not None else None
         except CursorRejected as exc:
             raise ServiceError(400, "invalid-cursor", str(exc)) from exc
-        with _translated("ListObjectsV2"):
-            return newest_first(self._stored_objects(where), limit=limit, after=after)
-
-    def _stored_objects(self, where: Destination) -> Iterator[StoredObject]:
-        for listed in self.control.list_objects(where):
-            yield StoredObject(key=listed.destination.key, size=listed.size, etag=listed.etag,
-                               last_modified=listed.last_modified)
+        with translated("ListObjectsV2"):
+            page, more = self.control.list_objects_page(where, limit=limit, after=after)
+        return page, encode_cursor(page[-1].destination.key) if more and page else None
 
     def head(self, destination: Destination) -> ObjectInfo | None:
-        with _translated("HeadObject"):
+        with translated("HeadObject"):
             return self.control.head(destination)
 
     def presign_post(self, principal: Principal, destination: Destination, *,
@@ -362,7 +369,7 @@ class UploadService:
         limit = min(principal.max_object_size, MAX_OBJECT_SIZE)
         conditions: list[Any] = [{name: value} for name, value in fields.items()]
         conditions.append(["content-length-range", 0, limit])
-        with _translated("PostObject (presign)"):
+        with translated("PostObject (presign)"):
             try:
                 post = self.control.client.generate_presigned_post(
                     destination.bucket, destination.key, Fields=fields, Conditions=conditions,
@@ -377,13 +384,3 @@ class UploadService:
         if self.settings.s3_endpoint_url:
             return f"{self.settings.s3_endpoint_url.rstrip('/')}/{destination.bucket}/{key}"
         return f"https://{destination.bucket}.s3.{self.settings.region}.amazonaws.com/{key}"
-
-
-@contextlib.contextmanager
-def _translated(operation: str) -> Iterator[None]:
-    """Turn a core error raised inside ``with`` into the ``ServiceError`` to answer;
-    ``operation`` (the S3 call) goes into the storage-failure log line."""
-    try:
-        yield
-    except StreamifyError as exc:
-        raise from_core_error(exc, operation) from exc

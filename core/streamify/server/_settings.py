@@ -95,6 +95,13 @@ class ServiceSettings(BaseSettings):
     per part. Beyond it the service answers 429 with ``Retry-After``."""
     rate_burst: Annotated[int, Field(ge=1, le=1_000_000)] = 400
     """How far above ``rate_limit`` a principal may go in a short burst."""
+    max_in_flight: Annotated[int, Field(ge=1, le=10_000)] = 8
+    """Requests each principal may have in flight at once on this instance; more are
+    answered 429 with ``Retry-After`` at once, so that one principal's expensive calls
+    never hold every worker thread. A browser tab sends at most 6 at once;
+    ``streamify upload DIR`` may start up to 16 small files at once, and waits out the
+    429s (raise it for such principals' throughput, at the cost of the others' latency:
+    ``benchmarks/fair_share.py``)."""
     max_open_uploads: Annotated[int, Field(ge=1, le=100_000)] = 100
     """Open multipart uploads a principal may have at once; abort or finish one to start
     another (abandoned parts stay bounded)."""

@@ -29,6 +29,8 @@ function report(result) {
   resultBox.textContent = JSON.stringify(result, null, 2)
 }
 
+// The file's size, which the service needs to start a multipart upload in Companion mode.
+uppy.on('file-added', (file) => uppy.setFileMeta(file.id, { size: file.size }))
 uppy.on('upload-progress', (_file, progress) => {
   if (progress.bytesTotal) {
     progressBar.value = (100 * progress.bytesUploaded) / progress.bytesTotal
