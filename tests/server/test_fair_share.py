@@ -9,12 +9,15 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
+from streamify import S3ControlPlane
+from streamify.server import create_app, serve_in_thread
 
 from tests.conftest import Bucket
 from tests.server._support import assert_problem
-from tests.server.conftest import TOKENS, running_api
+from tests.server.conftest import TOKENS, running_api, service_settings
 
 OBJECTS = 1500
 LISTERS = 50
@@ -115,3 +118,19 @@ def test_a_listing_costs_more_the_more_keys_it_may_read(moto_bucket: Bucket) -> 
         # A small page is cheap: 8 tokens are left, a page of 50 costs 2.
         for _ in range(4):
             assert alice.get("/v1/objects", params={"limit": 50}).status_code == 200
+
+
+def test_a_listing_page_is_one_s3_read_whatever_the_prefix_holds(moto_bucket: Bucket) -> None:
+    _store_many(moto_bucket, "users/alice/", 1200)
+    control = S3ControlPlane(endpoint_url=moto_bucket.endpoint, region="us-east-1")
+    reads: list[dict[str, Any]] = []
+    control.client.meta.events.register("before-call.s3.ListObjectsV2",
+                                        lambda params, **_: reads.append(params))
+    settings = service_settings(moto_bucket)
+    with serve_in_thread(create_app(settings, control=control)) as url, httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {TOKENS['alice']}"}) as alice:
+        first = alice.get("/v1/objects", params={"limit": 50}).json()
+        assert len(first["objects"]) == 50 and len(reads) == 1
+        second = alice.get("/v1/objects", params={"limit": 50, "cursor": first["next_cursor"]})
+        assert second.json()["objects"][0]["key"] == "users/alice/clip-00050.mp4"
+        assert len(reads) == 2
