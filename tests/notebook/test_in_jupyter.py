@@ -45,7 +45,7 @@ from tests.notebook._jupyter import (
     wait_until,
     write_notebook,
 )
-from tests.wireproxy import WireProxy
+from tests.wireproxy import WireProxy, part_puts
 
 pytestmark = [pytest.mark.browser, pytest.mark.reals3]
 
@@ -101,6 +101,11 @@ def test_uploader_resumes_after_a_kernel_restart_in_jupyterlab(
         notebook.open()
         notebook.run_all()
         old_widget = notebook.widget()
+        # Parts past the fourth wait in the proxy, so the restart always lands mid-upload
+        # however slowly the kernel restarts.
+        proxy.hold_requests(match=lambda method, target: (
+            part_puts(method, target) and "partNumber=" in target
+            and int(target.split("partNumber=")[1].split("&")[0]) > 4))
         old_widget.locator(".streamify-start").click()
         wait_until(page, lambda: len(parts_in_s3(real_bucket, key)) >= 3)
         old_kernel = jupyter.kernel_process(name).pid
@@ -112,6 +117,8 @@ def test_uploader_resumes_after_a_kernel_restart_in_jupyterlab(
         assert "re-run the cell" in old_widget.locator(".streamify-detail").inner_text()
         for button in ("start", "pause", "resume", "cancel"):
             assert old_widget.locator(f".streamify-{button}").is_disabled(), button
+        proxy.cut()  # the dead kernel's held parts never reach S3
+        proxy.release()
         time.sleep(1)  # parts cut off by the restart never complete
         held = parts_in_s3(real_bucket, key)
         assert 3 <= len(held) < PARTS
