@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
+from tests.redis_server import REDIS_SERVER, RedisServer
+
 # Property tests judge answers, not speed: a loaded machine must not fail them on time.
 settings.register_profile("streamify", deadline=None)
 settings.load_profile("streamify")
@@ -144,6 +146,18 @@ def pytest_runtest_makereport(item: pytest.Item,
         report.outcome = "failed"
         report.longrepr = (f"required tier {', '.join(sorted(missing))} did not run "
                            f"({REQUIRE_TIERS_ENV} is set): {reason}")
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """Debian's redis-server on loopback (``tests/redis_server.py``), started for one test
+    and closed after it; the test can stop, kill and restart it. Mark such tests
+    ``@pytest.mark.redis``."""
+    if not REDIS_SERVER.is_file():
+        pytest.skip("redis tier skipped: Debian redis-server is not installed "
+                    "(apt-get install redis-server)")
+    with RedisServer() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
