@@ -76,7 +76,7 @@ cert=${cert:-/etc/ssl/certs/ca-certificates.crt}
 index=${PIP_INDEX_URL:-$(python3 -m pip config get global.index-url 2>/dev/null || true)}
 old=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 start=$(seconds)
-podman build --format docker --tag "$IMAGE" \
+podman build --format docker --layers=false --tag "$IMAGE" \
     --volume "$cert:/run/host-ca.crt:ro" --build-arg PIP_CERT=/run/host-ca.crt \
     --build-arg "PIP_INDEX_URL=$index" --file Containerfile .
 new=$(podman image inspect --format '{{.Id}}' "$IMAGE")
