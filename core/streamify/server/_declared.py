@@ -14,6 +14,7 @@ import base64
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .._plan import PartPlan
@@ -48,16 +49,19 @@ def declare(secret: bytes, key: str, upload_id: str, plan: PartPlan) -> str:
     return f"{upload_id}~{plan.size}.{plan.part_size}.{mac}"
 
 
-def read_declared(secret: bytes, key: str, given: str) -> DeclaredUpload | None:
+def read_declared(secret: bytes, key: str, given: str, *,
+                  previous: Sequence[bytes] = ()) -> DeclaredUpload | None:
     """The upload ``given`` names, if it carries a declared size; ``None`` for an id as S3
     made it. ``UploadIdAltered`` when the declaration was changed or made for another key.
+    An id made under one of the ``previous`` secrets is read too (a secret being rotated).
     """
     upload_id, separator, tail = given.rpartition("~")
     found = _TAIL.fullmatch(tail) if separator else None
     if found is None:
         return None  # S3's own id (radosgw's ids hold a "~" too)
     size, part_size = int(found[1]), int(found[2])
-    if not hmac.compare_digest(found[3], _mac(secret, key, upload_id, size, part_size)):
+    if not any(hmac.compare_digest(found[3], _mac(each, key, upload_id, size, part_size))
+               for each in (secret, *previous)):
         raise UploadIdAltered(f"upload id {given!r} was not made for key {key!r} by this "
                               "service")
     return DeclaredUpload(upload_id, PartPlan(size=size, part_size=part_size))

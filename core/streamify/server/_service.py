@@ -67,6 +67,9 @@ class UploadService:
         self.bucket = settings.bucket
         # Every replica shares it, so any of them reads the sizes another declared.
         self._secret = settings.cookie_secret.get_secret_value().encode()
+        # Ids made under a secret being rotated out are still read.
+        self._previous = tuple(s.get_secret_value().encode()
+                               for s in settings.previous_cookie_secrets)
         # (key, upload id) pairs already seen open, with when to stop trusting them. An
         # upload id names one upload of one key for good; remembering the pair spares a
         # ListMultipartUploads per signed part (Uppy signs parts one call at a time).
@@ -145,7 +148,8 @@ class UploadService:
         """S3's upload id in ``given``, and the size declared with it, if any."""
         check_upload_id(given)
         try:
-            declared = read_declared(self._secret, destination.key, given)
+            declared = read_declared(self._secret, destination.key, given,
+                                     previous=self._previous)
         except UploadIdAltered as exc:
             # As for an upload id of another key: no such upload here.
             raise ServiceError(404, "upload-gone", str(exc)) from exc

@@ -3,18 +3,31 @@
 Values come from, highest priority first: keyword arguments, ``STREAMIFY_*`` environment
 variables, and a TOML or JSON config file (``--config`` or ``STREAMIFY_CONFIG_FILE``).
 API keys are never configured in clear: each principal carries the SHA-256 (hex) of its
-key, made with :func:`hash_api_key`.
+key, made with :func:`hash_api_key`. The principals may instead come from a file of their
+own (``principals_file``); the running service re-reads whichever file they come from
+(``_reload.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import os
+import tomllib
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     JsonConfigSettingsSource,
@@ -25,7 +38,14 @@ from pydantic_settings import (
 
 from .._plan import MAX_OBJECT_SIZE
 
-__all__ = ["PrincipalSettings", "ServiceSettings", "hash_api_key", "load_settings"]
+__all__ = [
+    "PrincipalSettings",
+    "ServiceSettings",
+    "describe_invalid",
+    "hash_api_key",
+    "load_settings",
+    "parse_principals",
+]
 
 CONFIG_FILE_ENV = "STREAMIFY_CONFIG_FILE"
 
@@ -58,6 +78,41 @@ class PrincipalSettings(BaseModel):
         return prefix
 
 
+def _check_distinct(principals: tuple[PrincipalSettings, ...]) -> None:
+    names = [p.name for p in principals]
+    hashes = [p.key_sha256 for p in principals]
+    if len(set(names)) != len(names) or len(set(hashes)) != len(hashes):
+        raise ValueError("principal names and keys must be unique")
+
+
+class _PrincipalsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    principals: tuple[PrincipalSettings, ...]
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """What is wrong, field by field, without the rejected values (one may be a secret)."""
+    return "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'file'}: {e['msg']}"
+                     for e in exc.errors(include_input=False, include_url=False))
+
+
+def parse_principals(content: bytes, path: Path) -> tuple[PrincipalSettings, ...]:
+    """The principals a principals file holds: ``principals``, a list of tables (TOML,
+    when ``path`` ends in ``.toml``) or of objects (JSON), and nothing else. Raises
+    ``ValueError`` saying what is wrong, without the values."""
+    try:
+        data = (tomllib.loads(content.decode()) if path.suffix == ".toml"
+                else json.loads(content))
+        principals = _PrincipalsFile.model_validate(data).principals
+    except ValidationError as exc:
+        raise ValueError(describe_invalid(exc)) from None
+    except UnicodeDecodeError:
+        raise ValueError("the file is not UTF-8 text") from None
+    _check_distinct(principals)
+    return principals
+
+
 class ServiceSettings(BaseSettings):
     """How the API service runs. Frozen; build one per app with :func:`load_settings` or
     directly with keyword arguments."""
@@ -69,8 +124,20 @@ class ServiceSettings(BaseSettings):
     """``None`` means AWS S3 itself."""
     region: str = "us-east-1"
     principals: tuple[PrincipalSettings, ...] = ()
+    principals_file: Path | None = None
+    """A TOML or JSON file holding only ``principals`` (a mounted secret or config map,
+    say), read instead of the ``principals`` setting; give one or the other."""
+    reload_interval: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    """Seconds between two looks at the file the principals come from (``principals_file``,
+    else the config file): a changed file's principals are in force within this time, on
+    every replica. Every other setting takes effect on restart only."""
     cookie_secret: Annotated[SecretStr, Field(min_length=16)]
-    """Signs the browser session cookie; share it between instances behind one balancer."""
+    """Signs the browser session cookie and Companion upload ids; share it between
+    instances behind one balancer. Changing it ends every session and every Companion
+    upload in progress, unless the old one stays in ``previous_cookie_secrets``."""
+    previous_cookie_secrets: tuple[Annotated[SecretStr, Field(min_length=16)], ...] = ()
+    """Secrets still accepted on cookies and Companion upload ids made before a change of
+    ``cookie_secret``; never used to make new ones."""
     session_ttl: Annotated[int, Field(ge=60, le=30 * 86400)] = 12 * 3600
     cookie_secure: bool = False
     """Always mark the session cookie ``Secure``. It is also ``Secure`` on its own whenever
@@ -128,12 +195,32 @@ class ServiceSettings(BaseSettings):
                                  "network") from exc
         return proxies
 
+    _loaded_from: Path | None = PrivateAttr(default=None)
+
+    @property
+    def loaded_from(self) -> Path | None:
+        """The config file these settings were read from by :func:`load_settings`."""
+        return self._loaded_from
+
+    @model_validator(mode="before")
+    @classmethod
+    def _principals_from_their_file(cls, data: object) -> object:
+        if not isinstance(data, dict) or data.get("principals_file") is None:
+            return data
+        if data.get("principals"):
+            raise ValueError("give principals or principals_file, not both")
+        path = Path(data["principals_file"])
+        try:
+            principals = parse_principals(path.read_bytes(), path)
+        except OSError as exc:
+            raise ValueError(f"principals_file {path} cannot be read: {exc.strerror}") from None
+        except ValueError as exc:
+            raise ValueError(f"principals_file {path}: {exc}") from None
+        return {**data, "principals": principals}
+
     @model_validator(mode="after")
     def _principals_are_distinct(self) -> ServiceSettings:
-        names = [p.name for p in self.principals]
-        hashes = [p.key_sha256 for p in self.principals]
-        if len(set(names)) != len(names) or len(set(hashes)) != len(hashes):
-            raise ValueError("principal names and keys must be unique")
+        _check_distinct(self.principals)
         return self
 
 
@@ -165,4 +252,6 @@ def load_settings(config_file: str | os.PathLike[str] | None = None) -> ServiceS
                 file_source = JsonConfigSettingsSource(settings_cls, json_file=file_path)
             return init_settings, env_settings, file_source
 
-    return FileBackedSettings()  # type: ignore[call-arg]
+    settings = FileBackedSettings()  # type: ignore[call-arg]
+    settings._loaded_from = file_path.absolute()
+    return settings
