@@ -19,11 +19,12 @@ from .._s3control import S3ControlPlane
 from . import _companion, _native
 from ._auth import Authenticator
 from ._headers import SecurityHeadersMiddleware, content_security_policy
-from ._limits import InFlightLimit, RateLimiter
+from ._limits import InFlightLimit, LocalLocks, PrincipalLocks, RateLimiter
 from ._middleware import AccessLogMiddleware, BodyLimitMiddleware, NoStoreMiddleware
 from ._problems import ServiceError, install_error_handlers
 from ._service import UploadService
 from ._settings import ServiceSettings, load_settings
+from ._shared_limits import LimitsStore, SharedInFlight, SharedLocks, SharedRateLimiter
 
 __all__ = ["app_from_environment", "create_app"]
 
@@ -53,11 +54,26 @@ def create_app(settings: ServiceSettings, *, control: S3ControlPlane | None = No
     )
     app.state.settings = settings
     app.state.authenticator = Authenticator(settings)
-    app.state.rate_limiter = RateLimiter(rate=settings.rate_limit, burst=settings.rate_burst)
-    app.state.in_flight = InFlightLimit(cap=settings.max_in_flight)
+    # Limits in this process, or in Redis for every replica (``app.state.limits_store``,
+    # whose ``ping()`` says whether it answers; ``None`` without ``redis_url``).
+    creating: PrincipalLocks
+    if settings.redis_url is None:
+        app.state.limits_store = None
+        app.state.rate_limiter = RateLimiter(rate=settings.rate_limit,
+                                             burst=settings.rate_burst)
+        app.state.in_flight = InFlightLimit(cap=settings.max_in_flight)
+        creating = LocalLocks()
+    else:
+        store = LimitsStore(settings.redis_url.get_secret_value(),
+                            namespace=f"streamify:{settings.bucket}:")
+        app.state.limits_store = store
+        app.state.rate_limiter = SharedRateLimiter(store, rate=settings.rate_limit,
+                                                   burst=settings.rate_burst)
+        app.state.in_flight = SharedInFlight(store, cap=settings.max_in_flight)
+        creating = SharedLocks(store)
     app.state.service = UploadService(settings, control or S3ControlPlane(
         endpoint_url=settings.s3_endpoint_url, region=settings.region,
-        max_pool_connections=32))
+        max_pool_connections=32), creating=creating)
     install_error_handlers(app)
 
     @app.get("/healthz", tags=["health"])

@@ -17,7 +17,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from ._auth import SESSION_COOKIE, Authenticator, Principal
-from ._limits import RateLimiter, RequestsInFlight
+from ._limits import RateLimit, RequestsInFlight
 from ._problems import ServiceError
 from ._service import UploadService
 
@@ -66,7 +66,7 @@ def _from_header(request: Request) -> Principal | None:
 def charge(request: Request, principal: Principal, cost: int = 1) -> None:
     """Take ``cost`` from ``principal``'s rate limit, or refuse with 429 and
     ``Retry-After``."""
-    limiter: RateLimiter = request.app.state.rate_limiter
+    limiter: RateLimit = request.app.state.rate_limiter
     # A sign call over the batch cap is refused anyway: it costs no more than the cap.
     wait = limiter.take(principal.name,
                         min(cost, 1 + request.app.state.settings.max_sign_batch))

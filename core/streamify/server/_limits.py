@@ -1,14 +1,17 @@
-"""Per-principal limits, decided in process: ``RateLimiter`` (token buckets) and
-``InFlightLimit`` (requests in flight). No I/O; the clock injected.
+"""Per-principal limits and the interfaces they are used through: ``RateLimit`` (token
+buckets), ``RequestsInFlight`` (requests in flight) and ``PrincipalLocks`` (one start of an
+upload at a time, so the open-upload count is checked and raised as one step).
+
+The implementations here keep their state in this process, with no I/O and the clock
+injected: ``RateLimiter``, ``InFlightLimit`` and ``LocalLocks``. They serve a single
+replica (the embedded default, and any service with no ``redis_url``). N replicas each
+holding their own would allow N times every limit, so with ``redis_url`` set the service
+uses the implementations of ``_shared_limits``, which keep the same state in Redis.
 
 Each principal's bucket holds up to ``burst`` tokens and refills at ``rate`` tokens per
 second. A request takes its cost (one, plus one per part it signs) or, when the bucket
 holds too few, takes nothing and learns how long to wait: the service answers 429 with
-that as ``Retry-After``. Buckets live per instance, so N instances allow N times the rate.
-
-Requests in flight are counted behind ``RequestsInFlight``, a two-method interface that a
-store shared by every replica (Redis) can implement as well; ``InFlightLimit`` counts in
-this process.
+that as ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -16,10 +19,38 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
-__all__ = ["InFlightLimit", "RateLimiter", "RequestsInFlight"]
+__all__ = [
+    "InFlightLimit",
+    "LocalLocks",
+    "PrincipalLocks",
+    "RateLimit",
+    "RateLimiter",
+    "RequestsInFlight",
+]
+
+
+class RateLimit(Protocol):
+    """Each principal's token bucket: ``burst`` tokens, refilled at ``rate`` a second."""
+
+    rate: float
+    burst: int
+
+    def take(self, who: str, cost: int = 1) -> int:
+        """Take ``cost`` tokens from ``who``'s bucket and return 0, or take none and return
+        the whole seconds (at least 1) after which the same request would pass."""
+        ...
+
+
+class PrincipalLocks(Protocol):
+    """One holder at a time per principal, among every caller sharing the locks."""
+
+    def hold(self, who: str) -> AbstractContextManager[None]:
+        """Wait for ``who``'s lock and hold it for the ``with`` block."""
+        ...
 
 
 class RequestsInFlight(Protocol):
@@ -64,8 +95,23 @@ class InFlightLimit:
                 self._counts.pop(who, None)
 
 
+class LocalLocks:
+    """``PrincipalLocks`` in this process: a thread lock per principal."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def hold(self, who: str) -> Iterator[None]:
+        with self._lock:
+            lock = self._locks.setdefault(who, threading.Lock())
+        with lock:
+            yield
+
+
 class RateLimiter:
-    """Token buckets keyed by principal name."""
+    """``RateLimit`` in this process: token buckets keyed by principal name."""
 
     def __init__(self, *, rate: float, burst: int,
                  clock: Callable[[], float] = time.monotonic) -> None:

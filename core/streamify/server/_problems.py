@@ -3,7 +3,8 @@
 Native routes answer RFC 9457 problem details (``application/problem+json`` with
 ``type``, ``title``, ``status``, ``detail``); the Uppy Companion routes (``/s3/...``) answer
 ``{"error": message}`` as Companion does. Core errors map to statuses here, and nothing
-a caller sends can produce a 5xx: only storage failures can (502).
+a caller sends can produce a 5xx: only storage failures can (502), and an unreachable
+limits store, which refuses new uploads (503, ``_shared_limits.py``).
 
 Every storage failure (a 5xx, or storage refusing the service's own credentials) is logged
 once, here, as one JSON line on the ``streamify.server.storage`` logger: the S3 operation,
@@ -54,7 +55,7 @@ _TITLES = {
     400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
     405: "Method not allowed", 408: "Request timeout", 409: "Conflict",
     413: "Content too large", 422: "Invalid request", 429: "Too many requests",
-    500: "Internal error", 502: "Storage error",
+    500: "Internal error", 502: "Storage error", 503: "Service unavailable",
 }
 
 

@@ -41,6 +41,7 @@ from ._auth import Principal
 from ._checks import check_md5, check_upload_id, encode_metadata, translated
 from ._declared import DeclaredUpload, UploadIdAltered, declare, read_declared
 from ._keys import KeyRejected, check_key, check_prefix, key_for_filename
+from ._limits import LocalLocks, PrincipalLocks
 from ._listing import CursorRejected, decode_cursor, encode_cursor
 from ._problems import ServiceError
 from ._settings import ServiceSettings
@@ -61,7 +62,8 @@ _FORM_VARIABLE = "${filename}"
 class UploadService:
     """The checked operations; each raises ``ServiceError`` with a clear 4xx on bad input."""
 
-    def __init__(self, settings: ServiceSettings, control: S3ControlPlane) -> None:
+    def __init__(self, settings: ServiceSettings, control: S3ControlPlane, *,
+                 creating: PrincipalLocks | None = None) -> None:
         self.settings = settings
         self.control = control
         self.bucket = settings.bucket
@@ -75,9 +77,9 @@ class UploadService:
         # ListMultipartUploads per signed part (Uppy signs parts one call at a time).
         self._owned: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._owned_lock = threading.Lock()
-        # Starting uploads one at a time per principal keeps the open-upload count honest
-        # on this instance.
-        self._creating: dict[str, threading.Lock] = {}
+        # Starting uploads one at a time per principal keeps the open-upload count honest:
+        # on this instance by default, on every replica with locks shared through Redis.
+        self._creating: PrincipalLocks = creating if creating is not None else LocalLocks()
         # Signing is CPU work (about 0.6 ms a part): a few threads at a time, so a flood of
         # sign calls queues here instead of starving every other request.
         self._signers = CapacityLimiter(settings.sign_concurrency)
@@ -178,9 +180,7 @@ class UploadService:
         if size is not None:
             self._check_size(principal, size, "object")
         encoded = encode_metadata(metadata)
-        with self._owned_lock:
-            creating = self._creating.setdefault(principal.name, threading.Lock())
-        with creating:
+        with self._creating.hold(principal.name):
             self._check_open_uploads(principal)
             with translated("CreateMultipartUpload"):
                 return self.control.create_upload(

@@ -163,7 +163,8 @@ class ServiceSettings(BaseSettings):
     rate_burst: Annotated[int, Field(ge=1, le=1_000_000)] = 400
     """How far above ``rate_limit`` a principal may go in a short burst."""
     max_in_flight: Annotated[int, Field(ge=1, le=10_000)] = 8
-    """Requests each principal may have in flight at once on this instance; more are
+    """Requests each principal may have in flight at once (on this instance, or on all of
+    them together with ``redis_url``); more are
     answered 429 with ``Retry-After`` at once, so that one principal's expensive calls
     never hold every worker thread. A browser tab sends at most 6 at once;
     ``streamify upload DIR`` may start up to 16 small files at once, and waits out the
@@ -172,6 +173,14 @@ class ServiceSettings(BaseSettings):
     max_open_uploads: Annotated[int, Field(ge=1, le=100_000)] = 100
     """Open multipart uploads a principal may have at once; abort or finish one to start
     another (abandoned parts stay bounded)."""
+    redis_url: SecretStr | None = None
+    """The Redis that holds the limits above (``rate_limit``, ``rate_burst``,
+    ``max_in_flight``, ``max_open_uploads``) for every replica, so that N replicas behind
+    a balancer allow each principal the limits once, not N times: ``redis://host:6379/0``,
+    ``rediss://`` for TLS, a password as ``redis://:password@host``. ``None`` (the
+    default) keeps the limits in this process, right for a single replica. While the
+    store is unreachable, calls on uploads already started go through unlimited and new
+    uploads are refused with 503 (``_shared_limits.py``)."""
     header_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
     """Seconds a client has to send a request's headers, from the moment it connects or
     sends the first byte of a later request, before it is answered 408 and disconnected."""
@@ -183,6 +192,14 @@ class ServiceSettings(BaseSettings):
     ``/openapi.json``, is always served (it holds no script)."""
     static_dir: Path | None = None
     """Served at ``/ui/`` when set (same origin as the API, so the session cookie works)."""
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_is_redis(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is not None and not url.get_secret_value().startswith(
+                ("redis://", "rediss://", "unix://")):
+            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        return url
 
     @field_validator("trusted_proxies")
     @classmethod
