@@ -35,16 +35,19 @@ def _toml(value: Any) -> str:
     return json.dumps(value)  # a JSON string or number is a TOML one
 
 
-def config_text(store: Bucket, keys: dict[str, str], **extra: Any) -> str:
-    """A config file for ``store`` whose principals hold ``keys`` (name: API key);
-    ``extra``, more settings (or other values)."""
+def config_text(store: Bucket, keys: dict[str, str], *,
+                principals: dict[str, dict[str, Any]] | None = None, **extra: Any) -> str:
+    """A config file for ``store`` whose principals hold ``keys`` (name: API key), with
+    the fields in ``principals`` (name: fields) beside; ``extra``, more settings (or other
+    values)."""
     lines = [f"{name} = {_toml(value)}" for name, value in {
         "bucket": store.name, "s3_endpoint_url": store.endpoint, "region": "us-east-1",
         "cookie_secret": COOKIE_SECRET, "reload_interval": INTERVAL, **extra}.items()]
     for name, key in keys.items():
+        fields = {"key_sha256": hash_api_key(key), "prefix": PREFIXES[name],
+                  **(principals or {}).get(name, {})}
         lines += ["", "[[principals]]", f"name = {_toml(name)}",
-                  f"key_sha256 = {_toml(hash_api_key(key))}",
-                  f"prefix = {_toml(PREFIXES[name])}"]
+                  *(f"{field} = {_toml(value)}" for field, value in fields.items())]
     return "\n".join(lines) + "\n"
 
 
@@ -168,13 +171,33 @@ def test_a_rotated_key_and_its_cookies_are_refused_on_both_replicas(
         f"principals reloaded from {replicas.config}: 2 in force; changed alice"] * 2
 
 
-def test_a_removed_principal_is_refused_with_its_cookies(replicas: Replicas) -> None:
+def test_a_changed_principal_is_served_as_changed_and_a_removed_one_refused(
+        replicas: Replicas) -> None:
     bob_cookie = session(replicas.urls[0], TOKENS["bob"])
-    replace_file(replicas.config, config_text(replicas.bucket, {"alice": TOKENS["alice"]}))
+    alice_cookie = session(replicas.urls[0], TOKENS["alice"])
+    # Same keys, another prefix and size limit: her key and her session go on with them.
+    moved = {"prefix": "teams/video/", "max_object_size": 5 * MiB}
+    replace_file(replicas.config, config_text(replicas.bucket, TOKENS,
+                                              principals={"alice": moved}))
+
+    def limits(url: str, **credentials: str) -> dict[str, Any]:
+        answer = replicas.get(url, **credentials)
+        assert answer.status_code == 200, answer.text
+        return {field: answer.json()[field] for field in moved}
+
+    replicas.until(lambda url: limits(url, token=TOKENS["alice"]) == moved)
+    assert all(limits(url, cookie=alice_cookie) == moved for url in replicas.urls)
+    refused = httpx.post(f"{replicas.urls[1]}/v1/uploads", json={
+        "key": PREFIXES["alice"] + "old-prefix.bin", "size": MiB},
+        headers={"Authorization": f"Bearer {TOKENS['alice']}"})
+    assert refused.status_code == 403, refused.text
+
+    replace_file(replicas.config, config_text(replicas.bucket, {"alice": TOKENS["alice"]},
+                                              principals={"alice": moved}))
     replicas.until(lambda url: replicas.get(url, token=TOKENS["bob"]).status_code == 401)
     for url in replicas.urls:
         assert replicas.get(url, cookie=bob_cookie).status_code == 401
-        assert replicas.get(url, token=TOKENS["alice"]).status_code == 200
+        assert limits(url, cookie=alice_cookie) == moved
 
 
 def test_a_malformed_file_keeps_the_principals_and_says_so_once(
