@@ -30,7 +30,7 @@ from streamify.server._shared_limits import (
 from tests.conftest import Bucket
 from tests.redis_server import RedisServer
 from tests.server._support import MiB, assert_companion_error, assert_problem, put
-from tests.server.conftest import Api, running_api
+from tests.server.conftest import Api, running_api, service_settings
 from tests.wireproxy import WireProxy
 
 pytestmark = pytest.mark.redis
@@ -304,3 +304,10 @@ def test_an_unreachable_store_fails_fast_open_for_limits_and_closed_for_locks(
     # The bucket is new (the store kept nothing): the limits hold again at once.
     assert limiter.take("alice") == 0 and limiter.take("alice") > 0
     assert sum("limits-store-reachable" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_redis_url_must_name_redis_and_is_kept_secret(moto_bucket: Bucket) -> None:
+    with pytest.raises(ValueError, match="redis_url must start with redis://"):
+        service_settings(moto_bucket, redis_url="http://127.0.0.1:6379/0")
+    settings = service_settings(moto_bucket, redis_url="redis://:hunter2-secret@127.0.0.1/0")
+    assert "hunter2" not in repr(settings) and "hunter2" not in str(settings)
