@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from streamify.server import ServiceSettings, hash_api_key, load_settings
 from streamify.server._reload import LivePrincipals
 
@@ -36,3 +37,16 @@ def test_settings_made_in_code_have_no_file_and_never_change(tmp_path: Path) -> 
     live = LivePrincipals(settings, clock=lambda: now[0])
     now[0] += 3600
     assert live.current() == ()
+
+
+def test_worker_processes_follow_the_file_named_in_the_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `streamify serve --workers N` hands each worker the file through the environment.
+    config = tmp_path / "streamify.toml"
+    _config(config, "first-key")
+    monkeypatch.setenv("STREAMIFY_CONFIG_FILE", str(config))
+    now = [0.0]
+    live = LivePrincipals(load_settings(), clock=lambda: now[0])
+    _config(config, "second-key")
+    now[0] += 5
+    assert live.current()[0].key_sha256 == hash_api_key("second-key")
