@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -311,3 +312,27 @@ def test_a_redis_url_must_name_redis_and_is_kept_secret(moto_bucket: Bucket) -> 
         service_settings(moto_bucket, redis_url="http://127.0.0.1:6379/0")
     settings = service_settings(moto_bucket, redis_url="redis://:hunter2-secret@127.0.0.1/0")
     assert "hunter2" not in repr(settings) and "hunter2" not in str(settings)
+
+
+def test_a_silent_store_holds_up_one_call_not_every_call() -> None:
+    """A store that accepts connections and never answers (a hung host): the first call
+    waits out the timeout; the calls after it, over several retry intervals, do not wait,
+    because the store is tried again by a thread of its own."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        port = silent.getsockname()[1]
+        store = LimitsStore(f"redis://127.0.0.1:{port}/0", namespace="streamify:test:",
+                            timeout=0.3, retry_interval=0.1)
+        limiter = SharedRateLimiter(store, rate=0.01, burst=1)
+        began = time.monotonic()
+        assert limiter.take("alice") == 0
+        assert time.monotonic() - began >= 0.25
+        waited = 0.0
+        for _ in range(10):
+            began = time.monotonic()
+            assert limiter.take("alice") == 0
+            waited += time.monotonic() - began
+            time.sleep(0.1)
+        store.close()
+    assert waited < 0.1

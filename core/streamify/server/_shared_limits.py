@@ -20,8 +20,10 @@ clocks do not matter, and every key expires once idle. Keys are
   one more upload and both start one. The lock expires after ``LOCK_TTL`` if its holder
   dies.
 
-When the store cannot be reached (or fails) each call says so within ``TIMEOUT``, and
-then, for ``RETRY_INTERVAL``, calls fail at once without trying it. The policy, so that
+When the store cannot be reached (or fails) a call says so within ``TIMEOUT``; from then
+on calls fail at once without trying it, and a thread of the store's own tries it every
+``RETRY_INTERVAL`` until it answers, so that a dead (or silent) store never holds up a
+request, the event loop included, for more than the one call. The policy, so that
 no upload in progress is lost while Redis is down: the rate limit and the in-flight cap
 let requests through (fail open), and starting an upload is refused with 503
 ``limits-store-unreachable`` and ``Retry-After`` (fail closed), because the open-upload
@@ -69,7 +71,7 @@ _log = logging.getLogger(LIMITS_LOGGER)
 TIMEOUT = 0.5
 """Seconds to connect to the store, and to wait for each answer."""
 RETRY_INTERVAL = 1.0
-"""Seconds after a failed call during which calls fail at once, without trying the store."""
+"""Seconds between two tries of an unreachable store (by a thread of its own)."""
 IN_FLIGHT_LEASE = 120.0
 """Seconds a request counts as in flight at most, should its replica never say it ended."""
 LOCK_TTL = 10.0
@@ -149,7 +151,7 @@ class LimitsStore:
         self._retry_interval = retry_interval
         self._lock = threading.Lock()
         self._down_since: float | None = None
-        self._retry_at = 0.0
+        self._closed = threading.Event()
 
     def key(self, limit: str, who: str) -> str:
         """The key of ``who``'s ``limit``: principal names only, never a credential."""
@@ -162,8 +164,8 @@ class LimitsStore:
 
     def call(self, action: Callable[[redis.Redis], _T]) -> _T:
         """``action`` on the store, or ``StoreUnreachable`` (at once while it is known to
-        be down, until ``retry_interval`` has passed since it last failed)."""
-        if self._down_since is not None and time.monotonic() < self._retry_at:
+        be down)."""
+        if self._down_since is not None:
             raise StoreUnreachable("the limits store is unreachable")
         try:
             result = action(self._redis)
@@ -189,16 +191,17 @@ class LimitsStore:
         return self._down_since is None
 
     def close(self) -> None:
+        self._closed.set()
         self._redis.close()
 
     def _failed(self, exc: redis.RedisError) -> None:
-        now = time.monotonic()
         with self._lock:
             first = self._down_since is None
             if first:
-                self._down_since = now
-            self._retry_at = now + self._retry_interval
+                self._down_since = time.monotonic()
         if first:
+            threading.Thread(target=self._try_again, name="streamify-limits-store",
+                             daemon=True).start()
             # The error's class only: its message may name the store's address.
             _log.warning(json.dumps({
                 "event": "limits-store-unreachable", "error": type(exc).__name__,
@@ -215,6 +218,16 @@ class LimitsStore:
                 "event": "limits-store-reachable",
                 "outage_seconds": round(time.monotonic() - since, 1)},
                 separators=(",", ":")))
+
+
+    def _try_again(self) -> None:
+        """Ping the store every ``retry_interval`` until it answers (or is closed)."""
+        while not self._closed.wait(self._retry_interval) and self._down_since is not None:
+            try:
+                self._redis.ping()
+            except redis.RedisError:
+                continue
+            self._answered()
 
 
 class SharedRateLimiter:
