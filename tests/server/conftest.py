@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from pydantic import SecretStr
 from streamify.server import (
     PrincipalSettings,
@@ -50,6 +51,7 @@ class Api:
     bucket: Bucket
     settings: ServiceSettings
     capture: _Capture
+    app: FastAPI
     clients: list[httpx.Client] = field(default_factory=list)
 
     def client(self, who: str | None = "alice", **kwargs: Any) -> httpx.Client:
@@ -91,9 +93,10 @@ def running_api(bucket: Bucket, **overrides: Any) -> Iterator[Api]:
     root.addHandler(capture)
     root.setLevel(logging.INFO)
     settings = service_settings(bucket, **overrides)
+    app = create_app(settings)
     try:
-        with serve_in_thread(create_app(settings)) as url:
-            api = Api(url, bucket, settings, capture)
+        with serve_in_thread(app) as url:
+            api = Api(url, bucket, settings, capture, app)
             yield api
             for client in api.clients:
                 client.close()

@@ -16,12 +16,20 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from .. import __version__
 from .._s3control import S3ControlPlane
-from . import _companion, _native
+from . import _companion, _metrics, _native, _readiness
 from ._auth import Authenticator
+from ._drain import Drain
 from ._headers import SecurityHeadersMiddleware, content_security_policy
 from ._limits import InFlightLimit, LocalLocks, PrincipalLocks, RateLimiter
-from ._middleware import AccessLogMiddleware, BodyLimitMiddleware, NoStoreMiddleware
+from ._metrics import ServiceMetrics
+from ._middleware import (
+    AccessLogMiddleware,
+    BodyLimitMiddleware,
+    NoStoreMiddleware,
+    RequestIdMiddleware,
+)
 from ._problems import ServiceError, install_error_handlers
+from ._readiness import Readiness, storage_check, store_check
 from ._service import UploadService
 from ._settings import ServiceSettings, load_settings
 from ._shared_limits import LimitsStore, SharedInFlight, SharedLocks, SharedRateLimiter
@@ -53,6 +61,7 @@ def create_app(settings: ServiceSettings, *, control: S3ControlPlane | None = No
         redoc_url="/redoc" if docs else None,
     )
     app.state.settings = settings
+    app.state.metrics = metrics = ServiceMetrics()
     app.state.authenticator = Authenticator(settings)
     # Limits in this process, or in Redis for every replica (``app.state.limits_store``,
     # whose ``ping()`` says whether it answers; ``None`` without ``redis_url``).
@@ -73,8 +82,17 @@ def create_app(settings: ServiceSettings, *, control: S3ControlPlane | None = No
         creating = SharedLocks(store)
     app.state.service = UploadService(settings, control or S3ControlPlane(
         endpoint_url=settings.s3_endpoint_url, region=settings.region,
-        max_pool_connections=32), creating=creating)
+        max_pool_connections=32), creating=creating, metrics=metrics)
     install_error_handlers(app)
+    # Operations: /readyz (storage, the limits store, not draining) and /metrics.
+    app.state.drain = Drain()
+    checks = {"storage": storage_check(app.state.service.control, settings.bucket)}
+    if app.state.limits_store is not None:
+        checks["limits_store"] = store_check(app.state.limits_store.ping)
+    app.state.readiness = Readiness(app.state.drain, checks)
+    app.include_router(_readiness.router)
+    if settings.metrics:
+        app.include_router(_metrics.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> Health:
@@ -103,7 +121,8 @@ def create_app(settings: ServiceSettings, *, control: S3ControlPlane | None = No
     app.add_middleware(NoStoreMiddleware, except_prefix="/ui/")
     app.add_middleware(SecurityHeadersMiddleware,
                        policy=content_security_policy(settings.s3_endpoint_url))
-    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(AccessLogMiddleware, metrics=metrics)
+    app.add_middleware(RequestIdMiddleware)  # before the rest: every line has the id
     if settings.trusted_proxies:
         app.add_middleware(ProxyHeadersMiddleware,
                            trusted_hosts=list(settings.trusted_proxies))

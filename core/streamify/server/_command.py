@@ -14,6 +14,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from ._app import create_app
+from ._drain import DrainingServer
 from ._local import (
     bind_socket,
     local_s3,
@@ -29,13 +30,13 @@ from ._signin import SignInLink, add_sign_in_link
 __all__ = ["serve"]
 
 
-# Applied by uvicorn in every worker process. Access lines are JSON already (see
-# _middleware); uvicorn's own access log is off because it prints query strings.
+# Applied by uvicorn in every worker process: every line one JSON object with the request
+# id (_logs); uvicorn's own access log is off because it prints query strings.
 LOG_CONFIG: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(message)s"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain",
+    "formatters": {"json": {"()": "streamify.server._logs.JsonLogFormatter"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json",
                             "stream": "ext://sys.stderr"}},
     "root": {"handlers": ["stderr"], "level": "INFO"},
 }
@@ -67,9 +68,12 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def _run(app: FastAPI, sock: socket.socket) -> None:
+    settings: ServiceSettings = app.state.settings
     config = uvicorn.Config(app, log_config=LOG_CONFIG, access_log=False,
-                            **server_options(app.state.settings))
-    uvicorn.Server(config).run(sockets=[sock])
+                            timeout_graceful_shutdown=settings.drain_deadline,
+                            **server_options(settings))
+    DrainingServer(config, drain=app.state.drain, delay=settings.drain_delay).run(
+        sockets=[sock])
 
 
 @click.command()
@@ -103,8 +107,11 @@ def serve(host: str, port: int, workers: int, config_file: str | None, local: bo
     if config_file:
         # The worker processes rebuild the settings from the environment.
         os.environ[CONFIG_FILE_ENV] = os.path.abspath(config_file)
+    # uvicorn's supervisor: on SIGTERM its workers stop at once (no drain_delay), then
+    # have drain_deadline to finish. Behind a load balancer, run one worker a replica.
     uvicorn.run("streamify.server._app:app_from_environment", factory=True, host=host,
                 port=port, workers=workers, log_config=LOG_CONFIG, access_log=False,
+                timeout_graceful_shutdown=settings.drain_deadline,
                 **server_options(settings))
 
 

@@ -106,6 +106,7 @@ def local_settings(*, s3_endpoint: str, bucket: str = LOCAL_BUCKET, token: str,
                                       prefix=prefix),),
         cookie_secret=SecretStr(secrets.token_urlsafe(32)),
         static_dir=Path(static_dir) if static_dir is not None else None,
+        drain_delay=0.0,  # no load balancer in front to tell: stop at once
     )
 
 

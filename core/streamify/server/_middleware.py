@@ -1,14 +1,16 @@
-"""ASGI middleware: request body limits, ``Cache-Control``, the JSON-lines access log.
+"""ASGI middleware: request body limits, ``Cache-Control``, request ids, the JSON-lines
+access log.
 
 The access log writes one JSON object per request to the ``streamify.server.access``
 logger: method, path (never the query string), status, duration, principal name. It never
 records headers, so tokens and cookies cannot leak into it; presigned URLs only appear in
-response bodies, which it does not read.
+response bodies, which it does not read. The same timing feeds the request metrics
+(``_metrics``). Every line logged during a request carries its id (``_logs``), which the
+answer echoes as ``X-Request-ID``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -17,10 +19,26 @@ import anyio
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["ACCESS_LOGGER", "AccessLogMiddleware", "BodyLimitMiddleware", "NoStoreMiddleware"]
+from ._logs import REQUEST_ID_HEADER, LogEvent, bind_request_id
+from ._metrics import ServiceMetrics
+
+__all__ = [
+    "ACCESS_LOGGER",
+    "AccessLogMiddleware",
+    "BodyLimitMiddleware",
+    "NoStoreMiddleware",
+    "RequestIdMiddleware",
+]
 
 ACCESS_LOGGER = "streamify.server.access"
 _access = logging.getLogger(ACCESS_LOGGER)
+_REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
+
+
+def _set_header(message: Message, name: bytes, value: bytes) -> Message:
+    """``message`` (a response start) with header ``name`` (lowercase) set to ``value``."""
+    headers = [(n, v) for n, v in message.get("headers", []) if n.lower() != name]
+    return {**message, "headers": [*headers, (name, value)]}
 
 
 class BodyLimitMiddleware:
@@ -80,19 +98,41 @@ class NoStoreMiddleware:
 
         async def no_store_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [(name, value) for name, value in message.get("headers", [])
-                           if name.lower() != b"cache-control"]
-                message = {**message, "headers": [*headers, (b"cache-control", b"no-store")]}
+                message = _set_header(message, b"cache-control", b"no-store")
             await send(message)
 
         await self.app(scope, receive, no_store_send)
 
 
-class AccessLogMiddleware:
-    """Log every HTTP request as one JSON line once its response has started."""
+class RequestIdMiddleware:
+    """Gives each HTTP request its id (``_logs.bind_request_id``), for every line logged
+    while it runs and for the answer's ``X-Request-ID``."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((value for name, value in scope["headers"] if name == _REQUEST_ID), None)
+        request_id = bind_request_id(given).encode("ascii")
+
+        async def with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = _set_header(message, _REQUEST_ID, request_id)
+            await send(message)
+
+        await self.app(scope, receive, with_id)
+
+
+class AccessLogMiddleware:
+    """Log every HTTP request as one JSON line once its response has started, and count
+    it in ``metrics``."""
+
+    def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics | None = None) -> None:
+        self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -110,7 +150,10 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            self._log(scope, status, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            self._log(scope, status, seconds)
+            if self.metrics is not None:
+                self.metrics.request(scope, status, seconds)
 
     @staticmethod
     def _log(scope: Scope, status: int, seconds: float) -> None:
@@ -118,7 +161,7 @@ class AccessLogMiddleware:
             return
         client = scope.get("client")
         state: dict[str, Any] = scope.get("state") or {}
-        record = {
+        record = LogEvent({
             "ts": round(time.time(), 3),
             "method": scope.get("method"),
             "path": scope.get("path"),
@@ -126,5 +169,5 @@ class AccessLogMiddleware:
             "ms": round(seconds * 1000, 1),
             "principal": state.get("principal"),
             "client": client[0] if client else None,
-        }
-        _access.info(json.dumps(record, separators=(",", ":")))
+        })
+        _access.info(record)

@@ -14,7 +14,6 @@ a secret.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 
@@ -33,6 +32,7 @@ from .._errors import (
     StreamifyError,
     UploadGoneError,
 )
+from ._logs import LogEvent
 
 __all__ = [
     "PROBLEM_TYPE_PREFIX",
@@ -105,6 +105,7 @@ def _problem(status: int, kind: str, detail: str) -> dict[str, object]:
 
 
 def _respond(request: Request, error: ServiceError) -> JSONResponse:
+    _count(request, error)
     headers = dict(error.headers)
     if error.status == 401:
         headers["WWW-Authenticate"] = "Bearer"
@@ -116,12 +117,21 @@ def _respond(request: Request, error: ServiceError) -> JSONResponse:
                         status_code=error.status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def _count(request: Request, error: ServiceError) -> None:
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is None:
+        return
+    metrics.problem(error.status, error.kind)
+    if error.operation is not None:
+        metrics.storage_error(error.operation, error.code)
+
+
 def _log_storage_failure(request: Request, error: ServiceError) -> None:
     principal = getattr(request.state, "principal", None)
-    _storage_log.error(json.dumps({
+    _storage_log.error(LogEvent({
         "event": "storage-failure", "operation": error.operation, "code": error.code,
         "status": error.status, "principal": principal, "method": request.method,
-        "path": request.url.path}, separators=(",", ":")))
+        "path": request.url.path}))
 
 
 def from_core_error(exc: StreamifyError, operation: str = "storage") -> ServiceError:

@@ -43,6 +43,7 @@ from ._declared import DeclaredUpload, UploadIdAltered, declare, read_declared
 from ._keys import KeyRejected, check_key, check_prefix, key_for_filename
 from ._limits import LocalLocks, PrincipalLocks
 from ._listing import CursorRejected, decode_cursor, encode_cursor
+from ._metrics import ServiceMetrics
 from ._problems import ServiceError
 from ._settings import ServiceSettings
 
@@ -63,8 +64,10 @@ class UploadService:
     """The checked operations; each raises ``ServiceError`` with a clear 4xx on bad input."""
 
     def __init__(self, settings: ServiceSettings, control: S3ControlPlane, *,
-                 creating: PrincipalLocks | None = None) -> None:
+                 creating: PrincipalLocks | None = None,
+                 metrics: ServiceMetrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics if metrics is not None else ServiceMetrics()
         self.control = control
         self.bucket = settings.bucket
         # Every replica shares it, so any of them reads the sizes another declared.
@@ -183,9 +186,12 @@ class UploadService:
         with self._creating.hold(principal.name):
             self._check_open_uploads(principal)
             with translated("CreateMultipartUpload"):
-                return self.control.create_upload(
+                upload_id = self.control.create_upload(
                     destination, content_type=content_type, metadata=encoded,
                     checksum=checksum, size=size)
+        self.metrics.uploads_created.inc()
+        self.metrics.declared_bytes.inc(size or 0)
+        return upload_id
 
     def create_declared(self, principal: Principal, destination: Destination, *, size: int,
                         content_type: str, metadata: Mapping[str, object]) -> str:
@@ -229,7 +235,9 @@ class UploadService:
                                "without the file's size: start it again with "
                                "POST /s3/multipart and metadata.size")
         with translated("UploadPart (presign)"):
-            return self.control.sign_parts(destination, upload_id, parts, expires_in=expiry)
+            signed = self.control.sign_parts(destination, upload_id, parts, expires_in=expiry)
+        self.metrics.urls_signed.inc(len(signed))
+        return signed
 
     @staticmethod
     def _as_planned(declared: DeclaredUpload, part: PartToSign) -> PartToSign:
@@ -291,6 +299,7 @@ class UploadService:
                 raise
             with translated("CompleteMultipartUpload"):
                 info = self.control.complete(destination, upload_id, ordered)
+            self.metrics.uploads_completed.inc()
             self._forget(destination, upload_id)
             return info
         except ServiceError as exc:
@@ -317,6 +326,7 @@ class UploadService:
         self._require_owned(destination, upload_id)
         with translated("AbortMultipartUpload"):
             self.control.abort(destination, upload_id)
+        self.metrics.uploads_aborted.inc()
         self._forget(destination, upload_id)
 
     def _owned_prefix(self, principal: Principal, prefix: str | None) -> Destination:
@@ -380,6 +390,7 @@ class UploadService:
                     ExpiresIn=self.settings.url_expiry)
             except botocore.exceptions.BotoCoreError as exc:
                 raise StreamifyError(f"presigning a form upload to {destination}") from exc
+        self.metrics.urls_signed.inc()
         return str(post["url"]), {str(k): str(v) for k, v in post["fields"].items()}
 
     def location(self, destination: Destination) -> str:

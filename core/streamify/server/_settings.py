@@ -192,6 +192,20 @@ class ServiceSettings(BaseSettings):
     ``/openapi.json``, is always served (it holds no script)."""
     static_dir: Path | None = None
     """Served at ``/ui/`` when set (same origin as the API, so the session cookie works)."""
+    metrics: bool = True
+    """Serve Prometheus metrics at ``/metrics``. They need no credentials and name no key,
+    principal or secret; expose the path only inside the cluster (the load balancer's
+    public side should not route it), or switch it off here."""
+    drain_delay: Annotated[float, Field(ge=0, le=300)] = 5.0
+    """Seconds a replica keeps serving after SIGTERM while ``/readyz`` answers 503, so that
+    its load balancer stops sending it requests before it stops accepting them: at least
+    the balancer's check interval times the failed checks it needs (HAProxy ``inter 1s
+    fall 2``: 2 s, plus margin)."""
+    drain_deadline: Annotated[int, Field(ge=0, le=3600)] = 20
+    """Whole seconds requests in flight then have to finish before they are cut and the
+    process exits. ``drain_delay + drain_deadline`` must fit in the time the orchestrator
+    waits between SIGTERM and SIGKILL (Kubernetes: 30 s; podman and Docker stop: 10 s
+    unless ``--time`` / ``-t`` says more)."""
 
     @field_validator("redis_url")
     @classmethod
