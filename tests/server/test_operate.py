@@ -6,22 +6,25 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from streamify.server._logs import JsonLogFormatter
 
 from tests.conftest import Bucket, free_port
+from tests.redis_server import RedisServer
 from tests.server._support import assert_problem, put
 from tests.server.conftest import COOKIE_SECRET, TOKENS, Api, running_api
 from tests.wireproxy import WireProxy, any_request
 
 HEX_ID = re.compile(r"[0-9a-f]{32}")
-AWS_SECRET = "streamify-test-secret"  # tests/conftest.py's credentials for moto
+AWS_SECRET = os.environ["AWS_SECRET_ACCESS_KEY"]  # the service's own (tests/conftest.py)
 
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -199,6 +202,25 @@ def test_unready_when_the_limits_store_is_unreachable(moto_bucket: Bucket) -> No
         answer = httpx.get(f"{served.url}/readyz")
         assert (answer.status_code, answer.json()["checks"]) == (503, {
             "drain": "ok", "storage": "ok", "limits_store": "unreachable"})
+
+
+@pytest.mark.redis
+def test_ready_with_a_limits_store_that_answers(moto_bucket: Bucket,
+                                                redis_server: RedisServer) -> None:
+    with serving(moto_bucket, redis_url=redis_server.url) as served:
+        answer = httpx.get(f"{served.url}/readyz")
+        assert (answer.status_code, answer.json()["checks"]) == (200, {
+            "drain": "ok", "storage": "ok", "limits_store": "ok"})
+
+
+@pytest.mark.reals3
+def test_ready_on_real_storage_and_not_for_a_missing_bucket(real_bucket: Bucket) -> None:
+    with serving(real_bucket) as served:
+        assert httpx.get(f"{served.url}/readyz").json()["checks"]["storage"] == "ok"
+    missing = Bucket(real_bucket.endpoint, "no-such-bucket-here", real_bucket.client)
+    with serving(missing) as served:
+        answer = httpx.get(f"{served.url}/readyz")
+        assert (answer.status_code, answer.json()["checks"]["storage"]) == (503, "404")
 
 
 # ---------------------------------------------------------------------------- logs
