@@ -115,6 +115,7 @@ defaults
 
 frontend api
     bind 127.0.0.1:{port}
+    http-request deny if {{ path_beg /metrics }}
     default_backend replicas
 
 frontend stats

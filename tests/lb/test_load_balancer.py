@@ -212,5 +212,6 @@ def test_a_rate_limit_of_n_is_n_for_the_whole_service(deployment: Deployment) ->
     assert answers.count(200) == 12, answers
     assert answers.count(429) == 18
     # Each replica answered its share: the limit is not one replica's.
+    assert httpx.get(f"{deployment.cluster.url}/metrics").status_code == 403
     served = deployment.cluster.served()
     assert sorted(served) == ["r1", "r2", "r3"] and min(served.values()) >= 5, served
