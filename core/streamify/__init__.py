@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ._calls import retrying
     from ._completion import complete_upload
     from ._config import UploadConfig
+    from ._content_type import content_type_of
     from ._control import ControlPlane, ObjectInfo, OpenUpload, PartToSign, SignedPart, UploadedPart
     from ._destination import Destination
     from ._engine import Uploader
@@ -136,6 +137,7 @@ _WHERE: dict[str, str] = {
     "apply_bucket_rules": "._housekeeping",
     "collect_stale_uploads": "._housekeeping",
     "complete_upload": "._completion",
+    "content_type_of": "._content_type",
     "decide_listed": "._resume",
     "open_source": "._source",
     "parse_size": "._units",
@@ -209,6 +211,7 @@ __all__ = [
     "apply_bucket_rules",
     "collect_stale_uploads",
     "complete_upload",
+    "content_type_of",
     "decide_listed",
     "open_source",
     "parse_size",
