@@ -9,7 +9,6 @@ from pathlib import Path
 import fsspec
 import pytest
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
-
 from streamify import content_type_of
 from streamify._content_type import SNIFF_BYTES
 
@@ -120,7 +119,8 @@ class _RangeFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
 def test_a_remote_source_is_read_only_for_its_first_bytes() -> None:
     _RangeFileSystem.data = _ftyp(b"qt  ") + b"\x00" * (8 * 1024 * 1024)
-    _RangeFileSystem.fetched = fetched = []
+    fetched: list[tuple[int, int]] = []
+    _RangeFileSystem.fetched = fetched
     fsspec.register_implementation("rangetest", _RangeFileSystem, clobber=True)
 
     assert content_type_of("rangetest://big.mov") == "video/quicktime"
