@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from ._stream import StreamWriter
     from ._transport import PartSender
     from ._units import parse_size
+    from ._video import NotAVideoError, VideoFacts, probe_video
 
 __version__ = "0.1.0"
 
@@ -97,6 +98,7 @@ _WHERE: dict[str, str] = {
     "LocalFileSource": "._source",
     "MemoryBudget": "._batch",
     "NeedHashes": "._resume",
+    "NotAVideoError": "._video",
     "ObjectInfo": "._control",
     "OpenUpload": "._control",
     "Part": "._plan",
@@ -134,6 +136,7 @@ _WHERE: dict[str, str] = {
     "UploadedPart": "._control",
     "Uploader": "._engine",
     "Verifying": "._events",
+    "VideoFacts": "._video",
     "apply_bucket_rules": "._housekeeping",
     "collect_stale_uploads": "._housekeeping",
     "complete_upload": "._completion",
@@ -142,6 +145,7 @@ _WHERE: dict[str, str] = {
     "open_source": "._source",
     "parse_size": "._units",
     "plan_parts": "._plan",
+    "probe_video": "._video",
     "retrying": "._calls",
     "upload": "._api",
     "upload_stream": "._api",
@@ -170,6 +174,7 @@ __all__ = [
     "LocalFileSource",
     "MemoryBudget",
     "NeedHashes",
+    "NotAVideoError",
     "ObjectInfo",
     "OpenUpload",
     "Part",
@@ -207,6 +212,7 @@ __all__ = [
     "UploadedPart",
     "Uploader",
     "Verifying",
+    "VideoFacts",
     "__version__",
     "apply_bucket_rules",
     "collect_stale_uploads",
@@ -216,6 +222,7 @@ __all__ = [
     "open_source",
     "parse_size",
     "plan_parts",
+    "probe_video",
     "retrying",
     "upload",
     "upload_stream",
