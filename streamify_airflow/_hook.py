@@ -29,6 +29,7 @@ from streamify import (
     UploadConfig,
     Uploader,
     collect_stale_uploads,
+    content_type_of,
 )
 
 from ._provider import CONNECTION_TYPE, DEFAULT_CONN_ID
@@ -55,6 +56,10 @@ class TransferSummary:
     skipped: bool
     """The destination already held this exact source: nothing was sent."""
     source: str
+    content_type: str
+    """The object's Content-Type: as given, else told from the source's first bytes."""
+    metadata: dict[str, str]
+    """The object's user metadata (``x-amz-meta-*``)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -152,6 +157,7 @@ class StreamifyHook(BaseHook):
     # ------------------------------------------------------------------ uploads
     def transfer(self, source: str, destination: str, *, config: UploadConfig | None = None,
                  state_location: str | None = None, replace: bool = False,
+                 content_type: str | None = None, metadata: dict[str, str] | None = None,
                  on_event: Callable[[Event], None] | None = None) -> TransferSummary:
         """Upload ``source`` (a path or fsspec URL) to ``destination`` (``s3://bucket/key``,
         or a prefix ending in ``/`` to which the source's file name is added).
@@ -159,14 +165,21 @@ class StreamifyHook(BaseHook):
         An open upload to the same key is resumed, found through the state or, with no
         state, through S3 itself. A destination that already holds exactly this source
         is left alone; one that holds something else is refused unless ``replace``.
+        The object gets ``content_type`` (``None``: told from the source's first bytes,
+        else its extension) and the user ``metadata``.
         """
         target = resolve_destination(source, destination)
-        config = config or UploadConfig()
+        if content_type is None:
+            try:
+                content_type = content_type_of(source)
+            except OSError:
+                content_type = content_type_of(source, head=b"")  # the upload says why
+        config = (config or UploadConfig()).replace(content_type=content_type)
         # The core leaves an identical object alone; without replace it refuses another one.
         uploader = Uploader(source, target, control=self.get_conn(),
                             config=config if replace else config.replace(
                                 if_exists="refuse_different"),
-                            state=self.state_store(state_location))
+                            state=self.state_store(state_location), metadata=metadata)
         self._running = uploader
         try:
             # A pause asked for before the run began would be forgotten when it begins:
@@ -192,7 +205,8 @@ class StreamifyHook(BaseHook):
             bucket=target.bucket, key=target.key, size=result.size, etag=result.etag,
             parts=result.parts, bytes_sent=result.bytes_sent,
             bytes_resumed=result.bytes_resumed, seconds=result.seconds,
-            upload_id=result.upload_id, skipped=result.skipped, source=source)
+            upload_id=result.upload_id, skipped=result.skipped, source=source,
+            content_type=config.content_type, metadata=dict(metadata or {}))
 
     def pause(self) -> None:
         """Stop the running upload after its parts in flight; it stays resumable. Asked

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
-from streamify import UploadConfig
 
 from ._failures import task_errors
 from ._hook import StreamifyHook
+from ._options import UploadOptions
 from ._progress import ProgressLog
 from ._provider import DEFAULT_CONN_ID
 
@@ -37,20 +37,34 @@ class StreamifyUploadOperator(BaseOperator):
         all, a retry finds the open upload in S3 and sends only the missing parts.
     :param replace: overwrite a destination that holds a different object. A destination
         that already holds exactly this source is always skipped.
+    :param content_type: the object's Content-Type; ``None`` (the default) tells it from
+        the source's first 4 KiB (MP4, MOV, M4V, Matroska, WebM, MPEG-TS, AVI...), else
+        from its extension, else ``application/octet-stream``.
+    :param metadata: the object's user metadata (``x-amz-meta-*``), a dict of names
+        (ASCII letters, digits, ``-``, ``_``) to printable ASCII values, 2 KiB at most.
     :param progress_interval: seconds between progress lines in the task log.
 
+    Every parameter is a template field. A rendered option is read at execute time:
+    ``"8"``, ``"16MiB"``, ``"true"`` or a dict rendered as text all work (as do native
+    objects with ``render_template_as_native_obj=True``); one that means nothing fails
+    the task, naming the option, the value and what is accepted.
+
     Returns (as XCom) ``bucket``, ``key``, ``size``, ``etag``, ``parts``, ``bytes_sent``,
-    ``bytes_resumed``, ``seconds``, ``upload_id``, ``skipped`` and ``source``.
+    ``bytes_resumed``, ``seconds``, ``upload_id``, ``skipped``, ``source``,
+    ``content_type`` and ``metadata``.
     """
 
-    template_fields: Sequence[str] = ("source", "destination", "conn_id", "state_location")
+    template_fields: Sequence[str] = (
+        "source", "destination", "conn_id", "state_location", "part_size", "concurrency",
+        "checksum", "bwlimit", "replace", "content_type", "metadata", "progress_interval")
     ui_color = "#d9ecff"
 
     def __init__(self, *, source: str, destination: str, conn_id: str = DEFAULT_CONN_ID,
-                 part_size: int | str | None = None, concurrency: int | None = None,
+                 part_size: int | str | None = None, concurrency: int | str | None = None,
                  checksum: str | None = None, bwlimit: int | str | None = None,
-                 state_location: str | None = None, replace: bool = False,
-                 progress_interval: float = 5.0, **kwargs: Any) -> None:
+                 state_location: str | None = None, replace: bool | str = False,
+                 content_type: str | None = None, metadata: dict[str, Any] | str | None = None,
+                 progress_interval: float | str = 5.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.source = source
         self.destination = destination
@@ -61,6 +75,8 @@ class StreamifyUploadOperator(BaseOperator):
         self.bwlimit = bwlimit
         self.state_location = state_location
         self.replace = replace
+        self.content_type = content_type
+        self.metadata = metadata
         self.progress_interval = progress_interval
         self._hook: StreamifyHook | None = None
 
@@ -72,13 +88,16 @@ class StreamifyUploadOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         with task_errors(), self.hook as hook:
-            config = UploadConfig.from_options(part_size=self.part_size,
-                                               concurrency=self.concurrency,
-                                               checksum=self.checksum, bwlimit=self.bwlimit)
+            options = UploadOptions.read(
+                part_size=self.part_size, concurrency=self.concurrency,
+                checksum=self.checksum, bwlimit=self.bwlimit, replace=self.replace,
+                content_type=self.content_type, metadata=self.metadata,
+                state_location=self.state_location, progress_interval=self.progress_interval)
             summary = hook.transfer(
-                self.source, self.destination, config=config,
-                state_location=self.state_location or None, replace=self.replace,
-                on_event=ProgressLog(self.log, interval=self.progress_interval))
+                self.source, self.destination, config=options.config,
+                state_location=options.state_location, replace=options.replace,
+                content_type=options.content_type, metadata=options.metadata,
+                on_event=ProgressLog(self.log, interval=options.progress_interval))
         if summary.skipped:
             self.log.info("s3://%s/%s already holds %s (ETag %s): nothing to send",
                           summary.bucket, summary.key, self.source, summary.etag)
