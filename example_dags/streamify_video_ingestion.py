@@ -6,6 +6,13 @@ another worker, and sends only the parts S3 does not hold yet. A video already i
 verified and skipped, so a rerun uploads nothing new. At the end, a JSON manifest of the
 run (key, size, ETag, bytes sent and resumed) is written next to the videos.
 
+Before a byte of a file is sent, FFmpeg's probe reads its video facts (container,
+duration, codecs, width, height, frame rate, bit rate; the ``video`` extra): they go in the
+manifest and, with short names (``duration``, ``codec``, ``width``, ``height``, ``fps``...),
+in the object's S3 metadata. The ``not_a_video`` param says what becomes of a file that is
+not a readable video: ``upload`` it all the same (the default), ``skip`` it, or ``fail``
+its task. ``video_facts=false`` turns the probe off.
+
 With the embedded emulator (``streamify serve --local``) and a connection for it (see the
 README, "Airflow"), the defaults work as they are: put videos in /tmp/streamify-videos (the system's
 temporary folder).
@@ -47,6 +54,12 @@ log = logging.getLogger(__name__)
                              description="The S3 prefix the videos go under."),
         "conn_id": Param("streamify_default", type="string",
                          description="A streamify (or aws) connection."),
+        "video_facts": Param(True, type="boolean",
+                             description="Probe each file with FFmpeg before sending it; "
+                                         "the facts go in the manifest and the S3 metadata."),
+        "not_a_video": Param("upload", type="string", enum=["upload", "skip", "fail"],
+                             description="What becomes of a file that is not a readable "
+                                         "video (probed files only)."),
     },
     # Parts are retried inside a task already; a task retry is for a lost worker or process,
     # and it resumes the upload, so one is enough.
@@ -81,16 +94,21 @@ def streamify_video_ingestion() -> None:
         conn_id="{{ params.conn_id }}",
         part_size="16MiB",
         concurrency=4,
+        video_facts="{{ params.video_facts }}",
+        video_metadata="{{ params.video_facts }}",
+        not_a_video="{{ params.not_a_video }}",
         max_active_tis_per_dagrun=4,
     ).expand(source=list_videos("{{ params.source }}"))
 
-    @task
+    # A file skipped as not a video must not keep the manifest from being written.
+    @task(trigger_rule="none_failed")
     def write_manifest(results: Sequence[dict[str, Any]], destination: str,
                        conn_id: str) -> dict[str, Any]:
         """Write what this run ingested as JSON next to the videos; return it."""
         context = get_current_context()
         entries = sorted(({k: r[k] for k in ("source", "key", "size", "etag", "bytes_sent",
-                                             "bytes_resumed", "skipped")} for r in results),
+                                             "bytes_resumed", "skipped", "video")}
+                          for r in results if r),  # a skipped task returned nothing
                          key=lambda e: e["key"])
         manifest = {
             "dag_run": context["run_id"],

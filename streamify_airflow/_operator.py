@@ -17,6 +17,7 @@ from ._hook import StreamifyHook
 from ._options import UploadOptions
 from ._progress import ProgressLog
 from ._provider import DEFAULT_CONN_ID
+from ._video import NotAVideo, VideoOptions
 
 __all__ = ["StreamifyUploadOperator"]
 
@@ -42,6 +43,16 @@ class StreamifyUploadOperator(BaseOperator):
         from its extension, else ``application/octet-stream``.
     :param metadata: the object's user metadata (``x-amz-meta-*``), a dict of names
         (ASCII letters, digits, ``-``, ``_``) to printable ASCII values, 2 KiB at most.
+    :param video_facts: read the source's video facts with FFmpeg's probe (the
+        ``streamify[video]`` extra) before sending a byte: container, duration, codecs,
+        width, height, frame rate, bit rate. They are the XCom value's ``video``.
+    :param not_a_video: what to do, when probing, with a source that is not a readable
+        video: ``"fail"`` (the default: the task fails without a retry), ``"skip"`` (the
+        task is skipped) or ``"upload"`` (sent as it is, ``video`` is ``None``). Nothing is
+        sent before this is decided.
+    :param video_metadata: also store the facts as the object's user metadata (``duration``,
+        ``codec``, ``width``, ``height``, ``fps``, ``container``, ``audio``); implies
+        ``video_facts``. Entries given in ``metadata`` win.
     :param progress_interval: seconds between progress lines in the task log.
 
     Every parameter is a template field. A rendered option is read at execute time:
@@ -51,12 +62,13 @@ class StreamifyUploadOperator(BaseOperator):
 
     Returns (as XCom) ``bucket``, ``key``, ``size``, ``etag``, ``parts``, ``bytes_sent``,
     ``bytes_resumed``, ``seconds``, ``upload_id``, ``skipped``, ``source``,
-    ``content_type`` and ``metadata``.
+    ``content_type``, ``metadata`` and ``video`` (the video facts, or ``None``).
     """
 
     template_fields: Sequence[str] = (
         "source", "destination", "conn_id", "state_location", "part_size", "concurrency",
-        "checksum", "bwlimit", "replace", "content_type", "metadata", "progress_interval")
+        "checksum", "bwlimit", "replace", "content_type", "metadata", "progress_interval",
+        "video_facts", "not_a_video", "video_metadata")
     ui_color = "#d9ecff"
 
     def __init__(self, *, source: str, destination: str, conn_id: str = DEFAULT_CONN_ID,
@@ -64,7 +76,9 @@ class StreamifyUploadOperator(BaseOperator):
                  checksum: str | None = None, bwlimit: int | str | None = None,
                  state_location: str | None = None, replace: bool | str = False,
                  content_type: str | None = None, metadata: dict[str, Any] | str | None = None,
-                 progress_interval: float | str = 5.0, **kwargs: Any) -> None:
+                 progress_interval: float | str = 5.0, video_facts: bool | str = False,
+                 not_a_video: NotAVideo | str = "fail", video_metadata: bool | str = False,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.source = source
         self.destination = destination
@@ -78,6 +92,9 @@ class StreamifyUploadOperator(BaseOperator):
         self.content_type = content_type
         self.metadata = metadata
         self.progress_interval = progress_interval
+        self.video_facts = video_facts
+        self.not_a_video = not_a_video
+        self.video_metadata = video_metadata
         self._hook: StreamifyHook | None = None
 
     @property
@@ -93,15 +110,20 @@ class StreamifyUploadOperator(BaseOperator):
                 checksum=self.checksum, bwlimit=self.bwlimit, replace=self.replace,
                 content_type=self.content_type, metadata=self.metadata,
                 state_location=self.state_location, progress_interval=self.progress_interval)
+            video = VideoOptions.read(video_facts=self.video_facts,
+                                      not_a_video=self.not_a_video,
+                                      video_metadata=self.video_metadata)
+            facts = video.probe(self.source, self.log)
             summary = hook.transfer(
                 self.source, self.destination, config=options.config,
                 state_location=options.state_location, replace=options.replace,
-                content_type=options.content_type, metadata=options.metadata,
+                content_type=options.content_type,
+                metadata=video.object_metadata(facts, options.metadata),
                 on_event=ProgressLog(self.log, interval=options.progress_interval))
         if summary.skipped:
             self.log.info("s3://%s/%s already holds %s (ETag %s): nothing to send",
                           summary.bucket, summary.key, self.source, summary.etag)
-        return summary.as_dict()
+        return {**summary.as_dict(), "video": facts.as_dict() if facts is not None else None}
 
     def on_kill(self) -> None:
         """Stop sending; the multipart upload and its parts stay for the next try."""
