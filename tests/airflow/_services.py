@@ -3,7 +3,9 @@
 ``running_airflow`` gives them their own ``AIRFLOW_HOME``, a migrated SQLite database, the
 LocalExecutor (every task in its own process) and a DAG folder with the given DAG files,
 then starts ``airflow api-server`` and, when asked, ``airflow scheduler`` and ``airflow
-dag-processor``; everything is stopped when the block ends.
+dag-processor``; everything is stopped when the block ends. ``Airflow.start`` adds a
+process (a Celery worker, with an environment of its own) and ``Airflow.kill`` SIGKILLs one
+with every process under it, as when its machine dies.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+import httpx
+import psutil  # type: ignore[import-untyped]
 
 from tests.conftest import free_port
 
@@ -49,9 +54,51 @@ class Airflow:
         with sqlite3.connect(self.home / "airflow.db", timeout=30) as db:
             return db.execute(sql, params).fetchall()
 
+    def answers(self) -> bool:
+        """Whether the API server answers its health check."""
+        try:
+            return httpx.get(f"{self.url}/api/v2/monitor/health", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def trigger(self, dag_id: str, conf: Mapping[str, Any]) -> str:
+        """Trigger a run of ``dag_id`` through the REST API (quicker than the CLI, which
+        takes seconds to start); returns its run id."""
+        token = httpx.get(f"{self.url}/auth/token", timeout=30).json()["access_token"]
+        answer = httpx.post(f"{self.url}/api/v2/dags/{dag_id}/dagRuns",
+                            json={"logical_date": None, "conf": dict(conf)},
+                            headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        run_id: str = answer.json()["dag_run_id"]
+        return run_id
+
     def check_running(self) -> None:
         for process in self.processes:
             assert process.poll() is None, f"{process.args!r} exited: see {self.home}/*.log"
+
+    def start(self, *args: str, log: str, env: Mapping[str, str] | None = None,
+              ) -> subprocess.Popen[bytes]:
+        """Start one more process of this deployment, ``airflow *args`` (a Celery worker),
+        with ``env`` over the deployment's, logging to ``home/log``; it is stopped with
+        the others."""
+        process = _spawn(args, {**self.env, **(env or {})}, self.home / log)
+        self.processes.append(process)
+        return process
+
+    def kill(self, process: subprocess.Popen[bytes]) -> list[int]:
+        """SIGKILL ``process`` and every process under it at once, as when its machine
+        dies (a task runner has a process group of its own, so killing the group is not
+        enough); returns their PIDs."""
+        self.processes.remove(process)
+        tree = [psutil.Process(process.pid)]
+        with contextlib.suppress(psutil.NoSuchProcess):
+            tree += tree[0].children(recursive=True)
+        for member in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                member.send_signal(signal.SIGKILL)
+        process.wait(10)
+        psutil.wait_procs(tree, timeout=10)
+        return [member.pid for member in tree]
 
 
 def wait_for(what: str, probe: Callable[[], T | None], airflow: Airflow,
@@ -64,6 +111,12 @@ def wait_for(what: str, probe: Callable[[], T | None], airflow: Airflow,
         airflow.check_running()
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _spawn(args: Sequence[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        return subprocess.Popen([AIRFLOW, *args], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
 
 
 @contextlib.contextmanager
@@ -98,10 +151,7 @@ def running_airflow(home: Path, env: dict[str, str], *, dags: Sequence[Path] = (
         for name in services:
             args = [name, "--host", "127.0.0.1", "--port", str(port)] if (
                 name == "api-server") else [name]
-            with open(home / f"{name}.log", "wb") as log:
-                processes.append(subprocess.Popen([AIRFLOW, *args], env=env, stdout=log,
-                                                  stderr=subprocess.STDOUT,
-                                                  start_new_session=True))
+            processes.append(_spawn(args, env, home / f"{name}.log"))
         yield Airflow(home, env, processes, f"http://127.0.0.1:{port}")
     finally:
         for process in processes:
