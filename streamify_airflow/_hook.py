@@ -8,12 +8,14 @@ retrying parts are the core's: the hook hands a source and a destination to
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
+from botocore.config import Config
 from streamify import (
     ConfigError,
     ControlPlane,
@@ -148,7 +150,9 @@ class StreamifyHook(BaseHook):
         endpoint = self.settings.endpoint_url or wrapper.get_service_endpoint_url("s3")
         region = self.settings.region or wrapper.region_name
         return S3ControlPlane(endpoint_url=endpoint, region=region,
-                              session=aws.get_session(region_name=region))
+                              session=aws.get_session(region_name=region),
+                              client_kwargs=aws_client_kwargs(aws_conn_id, wrapper.verify,
+                                                              wrapper.botocore_config))
 
     def state_store(self, location: str | None = None) -> StateStore:
         """Resume hints at ``location``, else the connection's, else the core's default."""
@@ -233,6 +237,30 @@ class StreamifyHook(BaseHook):
         return collect_stale_uploads(self.get_conn(), Destination.parse(where),
                                      self.state_store(state_location), older_than=older_than,
                                      include_foreign=include_foreign, dry_run=dry_run)
+
+
+def aws_client_kwargs(aws_conn_id: str, verify: object,
+                      config: Config | None) -> dict[str, Any]:
+    """What an ``aws`` connection's extras say about the S3 client, as the Amazon provider
+    reads them: ``verify`` (true, false or the path of a CA bundle) and ``config_kwargs``
+    (any botocore ``Config`` argument: ``{"s3": {"addressing_style": "path"}}``,
+    ``proxies``, ``retries``...), merged over Streamify's own client settings."""
+    kwargs: dict[str, Any] = {}
+    if config is not None:
+        kwargs["config"] = config
+    if isinstance(verify, str) and verify.strip().lower() in ("true", "false"):
+        verify = verify.strip().lower() == "true"
+    if isinstance(verify, str):
+        if not os.path.isfile(verify) and not os.path.isdir(verify):
+            raise ConfigError(f"connection {aws_conn_id!r}: extra 'verify' is {verify!r}, "
+                              "which is no CA bundle file or folder on this worker: give "
+                              "true, false or the path of a PEM bundle")
+    elif verify is not None and not isinstance(verify, bool):
+        raise ConfigError(f"connection {aws_conn_id!r}: extra 'verify' is {verify!r}: give "
+                          "true, false or the path of a PEM bundle")
+    if verify is not None:
+        kwargs["verify"] = verify
+    return kwargs
 
 
 def resolve_destination(source: str, destination: str) -> Destination:

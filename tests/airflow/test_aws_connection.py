@@ -1,0 +1,106 @@
+"""An ``aws`` connection's client extras reach the S3 client, as the Amazon provider reads
+them: ``config_kwargs`` (any botocore ``Config`` argument) and ``verify``.
+
+The connection sends its S3 calls through a proxy (``config_kwargs.proxies``), a
+``WireProxy`` in front of moto that records each request's target: so what the client was
+told shows on the wire, the addressing style included. (Part bodies go to the presigned
+URLs directly, not through the botocore client and its proxy.)
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from streamify_airflow import StreamifyHook, StreamifyUploadOperator
+from tests.airflow.conftest import set_connection
+from tests.conftest import Bucket
+from tests.wireproxy import WireProxy
+
+
+@pytest.fixture
+def proxy(moto_bucket: Bucket) -> Iterator[WireProxy]:
+    wire = WireProxy(moto_bucket.endpoint)
+    yield wire
+    wire.close()
+
+
+def _aws_connection(monkeypatch: pytest.MonkeyPatch, endpoint: str, **extra: Any) -> str:
+    set_connection(monkeypatch, "aws_extras", conn_type="aws", login="testing",
+                   password="testing",
+                   extra={"endpoint_url": endpoint, "region_name": "us-east-1", **extra})
+    return "aws_extras"
+
+
+def _upload(conn_id: str, tmp_path: Path, destination: str) -> dict[str, Any]:
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x01" * 4096)
+    operator = StreamifyUploadOperator(task_id="upload", source=str(video),
+                                       destination=destination, conn_id=conn_id,
+                                       state_location=str(tmp_path / "state"))
+    result: dict[str, Any] = operator.execute({})
+    return result
+
+
+def test_config_kwargs_reach_the_client_addressing_style_included(
+        airflow_db: Path, moto_bucket: Bucket, proxy: WireProxy, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    port = urllib.parse.urlsplit(moto_bucket.endpoint).port
+    endpoint = f"http://localhost:{port}"  # a host name: an IP address is always path style
+    conn_id = _aws_connection(monkeypatch, endpoint, config_kwargs={
+        "s3": {"addressing_style": "path"}, "proxies": {"http": proxy.url}})
+
+    _upload(conn_id, tmp_path, moto_bucket.url("a/clip.mp4"))
+
+    targets = [target for _, target in proxy.requests]
+    assert targets, "no request went through the proxy named in config_kwargs"
+    expected = f"http://localhost:{port}/{moto_bucket.name}"
+    assert all(target.startswith(expected) for target in targets), targets
+    assert any(target.startswith(f"{expected}/a/clip.mp4") for target in targets), targets
+    assert moto_bucket.read("a/clip.mp4").startswith(b"\x00\x00\x00\x18ftypmp42")
+
+
+@pytest.mark.parametrize(("verify", "verified"), [(False, False), ("false", False),
+                                                  (True, True), ("true", True), (None, True)])
+def test_verify_reaches_the_client(verify: object, verified: bool, airflow_db: Path,
+                                   moto_bucket: Bucket, monkeypatch: pytest.MonkeyPatch) -> None:
+    extra = {} if verify is None else {"verify": verify}
+    conn_id = _aws_connection(monkeypatch, moto_bucket.endpoint, **extra)
+
+    with StreamifyHook(conn_id) as hook:
+        client = hook.get_conn().client  # type: ignore[attr-defined]
+        # botocore keeps it on the endpoint's HTTP session, where every request reads it:
+        # False, or True / the default CA bundle's path.
+        assert (client._endpoint.http_session._verify is not False) is verified
+
+
+def test_a_ca_bundle_path_reaches_the_client(
+        airflow_db: Path, moto_bucket: Bucket, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    conn_id = _aws_connection(monkeypatch, moto_bucket.endpoint, verify=str(bundle))
+
+    with StreamifyHook(conn_id) as hook:
+        client = hook.get_conn().client  # type: ignore[attr-defined]
+        assert client._endpoint.http_session._verify == str(bundle)
+
+
+def test_a_ca_bundle_that_is_not_there_names_the_connection_extra(
+        airflow_db: Path, moto_bucket: Bucket, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    conn_id = _aws_connection(monkeypatch, moto_bucket.endpoint,
+                              verify=str(tmp_path / "no-such-ca.pem"))
+
+    with pytest.raises(AirflowFailException) as caught:
+        _upload(conn_id, tmp_path, moto_bucket.url("a/clip.mp4"))
+
+    assert str(caught.value) == (
+        f"connection 'aws_extras': extra 'verify' is '{tmp_path}/no-such-ca.pem', which is no "
+        "CA bundle file or folder on this worker: give true, false or the path of a PEM "
+        "bundle")
