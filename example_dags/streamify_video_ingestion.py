@@ -13,6 +13,10 @@ in the object's S3 metadata. The ``not_a_video`` param says what becomes of a fi
 not a readable video: ``upload`` it all the same (the default), ``skip`` it, or ``fail``
 its task. ``video_facts=false`` turns the probe off.
 
+Each video uploaded is an event of the asset ``s3://bucket/key`` through the asset alias
+``streamify_ingested_videos`` (extra: size, ETag, source); ``streamify_after_ingestion``
+is scheduled on that alias. A video skipped as already there is no event.
+
 With the embedded emulator (``streamify serve --local``) and a connection for it (see the
 README, "Airflow"), the defaults work as they are: put videos in /tmp/streamify-videos (the system's
 temporary folder).
@@ -30,13 +34,16 @@ from datetime import timedelta
 from typing import Any
 
 import fsspec
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import AssetAlias, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from streamify_airflow import StreamifyHook, StreamifyUploadOperator, task_errors
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".m4v", ".avi", ".webm", ".mxf", ".ts", ".mpg")
 MANIFEST_NAME = "manifest.json"
+# Downstream DAGs schedule on this alias (schedule=[AssetAlias(...)]): see
+# streamify_after_ingestion.py.
+INGESTED_VIDEOS = AssetAlias("streamify_ingested_videos")
 DEFAULT_SOURCE = os.path.join(tempfile.gettempdir(), "streamify-videos")
 
 log = logging.getLogger(__name__)
@@ -98,6 +105,7 @@ def streamify_video_ingestion() -> None:
         video_metadata="{{ params.video_facts }}",
         not_a_video="{{ params.not_a_video }}",
         max_active_tis_per_dagrun=4,
+        outlets=[INGESTED_VIDEOS],
     ).expand(source=list_videos("{{ params.source }}"))
 
     # A file skipped as not a video must not keep the manifest from being written.

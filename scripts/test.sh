@@ -6,7 +6,7 @@
 # .ci/run provides them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh server,dev,notebook,airflow,video,celery
+bash scripts/setup.sh server,dev,notebook,airflow,video,celery,lineage
 .venv/bin/ruff check .
 .venv/bin/mypy
 bash scripts/check-js.sh

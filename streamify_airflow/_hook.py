@@ -34,6 +34,7 @@ from streamify import (
     content_type_of,
 )
 
+from ._lineage import report_hook_lineage
 from ._provider import CONNECTION_TYPE, DEFAULT_CONN_ID
 from ._settings import ConnectionSettings
 
@@ -205,6 +206,7 @@ class StreamifyHook(BaseHook):
             self._running = None
             self._stop_asked = False
             uploader.close()
+        report_hook_lineage(self, source, target.bucket, target.key)
         return TransferSummary(
             bucket=target.bucket, key=target.key, size=result.size, etag=result.etag,
             parts=result.parts, bytes_sent=result.bytes_sent,

@@ -13,7 +13,8 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 
 from ._failures import task_errors
-from ._hook import StreamifyHook
+from ._hook import StreamifyHook, TransferSummary
+from ._lineage import operator_lineage, record_asset_events, resolve_lineage_target
 from ._options import UploadOptions
 from ._progress import ProgressLog
 from ._provider import DEFAULT_CONN_ID
@@ -60,6 +61,15 @@ class StreamifyUploadOperator(BaseOperator):
     objects with ``render_template_as_native_obj=True``); one that means nothing fails
     the task, naming the option, the value and what is accepted.
 
+    Asset events: for each ``AssetAlias`` in ``outlets`` the uploaded object becomes an
+    event of the asset ``s3://bucket/key``, its extra ``size``, ``etag``, ``source`` (no
+    password or query) and ``skipped``; a DAG scheduled on the alias runs on new objects.
+    A destination that already held the source emits no alias event, except on a retry
+    (an earlier try may have written it; ``skipped`` is then true). An ``Asset`` outlet
+    naming the object itself gets the same extra. With the OpenLineage provider, the task
+    reports the source (``file`` and its path, or the URL's ``scheme://host`` and path) as
+    input and ``s3://bucket`` and the key, with its size, as output.
+
     Returns (as XCom) ``bucket``, ``key``, ``size``, ``etag``, ``parts``, ``bytes_sent``,
     ``bytes_resumed``, ``seconds``, ``upload_id``, ``skipped``, ``source``,
     ``content_type``, ``metadata`` and ``video`` (the video facts, or ``None``).
@@ -96,6 +106,7 @@ class StreamifyUploadOperator(BaseOperator):
         self.not_a_video = not_a_video
         self.video_metadata = video_metadata
         self._hook: StreamifyHook | None = None
+        self._summary: TransferSummary | None = None
 
     @property
     def hook(self) -> StreamifyHook:
@@ -123,9 +134,26 @@ class StreamifyUploadOperator(BaseOperator):
         if summary.skipped:
             self.log.info("s3://%s/%s already holds %s (ETag %s): nothing to send",
                           summary.bucket, summary.key, self.source, summary.etag)
+        self._summary = summary
+        for alias in record_asset_events(list(self.outlets), context, summary):
+            self.log.info("asset event s3://%s/%s through the alias %s",
+                          summary.bucket, summary.key, alias)
         return {**summary.as_dict(), "video": facts.as_dict() if facts is not None else None}
 
     def on_kill(self) -> None:
         """Stop sending; the multipart upload and its parts stay for the next try."""
         if self._hook is not None:
             self._hook.pause()
+
+    def get_openlineage_facets_on_start(self) -> Any:
+        """OpenLineage: the source in, the destination object out."""
+        bucket, key = resolve_lineage_target(self.source, self.destination)
+        return operator_lineage(self.source, bucket, key)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the same, with the object's size once it was uploaded."""
+        summary = self._summary
+        if summary is None:
+            return self.get_openlineage_facets_on_start()
+        return operator_lineage(summary.source, summary.bucket, summary.key,
+                                size=summary.size)
