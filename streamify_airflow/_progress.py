@@ -53,7 +53,9 @@ class ProgressLog:
     """Subscribe an instance to an upload: it logs the start, a resume, retries, the end,
     and between them a progress line (percent, bytes, MiB/s, ETA) every ``interval``
     seconds. Speed counts only what this attempt sent, never the bytes S3 already held,
-    and the engine's byte count never counts a retried part twice."""
+    and the engine's byte count never counts a retried part twice. A destination that
+    already held the source (no upload started or resumed) logs nothing: the caller
+    says so in one line."""
 
     def __init__(self, log: TaskLog, *, interval: float = 5.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -62,6 +64,7 @@ class ProgressLog:
         self._clock = clock
         self._lock = threading.Lock()
         self._label = ""
+        self._began = False
         self._base = 0
         self._started: float | None = None
         self._last = float("-inf")
@@ -73,12 +76,14 @@ class ProgressLog:
     def _handle(self, event: Event) -> None:
         log = self._log
         if isinstance(event, Started):
+            self._began = True
             self._label = str(event.destination)
             log.info("uploading %s to %s in %d part%s of %s (upload %s)",
                      format_bytes(event.total_bytes), self._label, event.parts,
                      "" if event.parts == 1 else "s", format_bytes(event.part_size),
                      event.upload_id)
         elif isinstance(event, Resumed):
+            self._began = True
             log.info("resuming upload %s: S3 already holds %s in %d verified parts "
                      "(found by %s); only the rest is sent", event.upload_id,
                      format_bytes(event.bytes_present), event.parts_present, event.found_by)
@@ -98,7 +103,7 @@ class ProgressLog:
         elif isinstance(event, Retrying):
             log.warning("%s: attempt %d failed (%s); retrying in %.1f s",
                         event.what, event.attempt, event.reason, event.delay)
-        elif isinstance(event, Completed):
+        elif isinstance(event, Completed) and self._began:
             log.info("uploaded %s: %s, ETag %s", event.destination,
                      format_bytes(event.size), event.etag)
 
