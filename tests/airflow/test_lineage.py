@@ -25,6 +25,7 @@ from tests.airflow._support import MiB, run_dag, write_video
 from tests.airflow.conftest import set_connection
 from tests.conftest import Bucket
 
+ROOT = Path(__file__).resolve().parents[2]
 INGESTION = "streamify_video_ingestion"
 DOWNSTREAM = "streamify_after_ingestion"
 ALIAS = "streamify_ingested_videos"
@@ -232,3 +233,33 @@ def test_a_skipped_upload_is_an_event_only_on_a_retry(
     added = [(e.dest_asset_key.uri, e.extra) for e in events[alias].asset_alias_events]
     assert (attached, added) == ((["uploads"], [(exact.uri, extra)]) if event else ([], []))
     assert events[exact].extra == extra  # Airflow emits an Asset outlet's event itself
+
+
+@pytest.mark.timeout(600)
+def test_the_scheduler_runs_the_downstream_dag_on_the_ingested_videos(
+        airflow_db: Path, moto_bucket: Bucket, tmp_path: Path) -> None:
+    from tests.airflow._services import running_airflow, wait_for
+
+    videos = _videos(tmp_path / "videos")
+    connection = json.dumps({"conn_type": "streamify", "host": moto_bucket.endpoint,
+                             "extra": {"mode": "direct", "state_location": str(tmp_path)}})
+    dags = [ROOT / "example_dags" / f"{dag}.py" for dag in (INGESTION, DOWNSTREAM)]
+    with running_airflow(tmp_path / "airflow", {"AIRFLOW_CONN_INGEST": connection},
+                         dags=dags) as airflow:
+        wait_for("both DAGs to be parsed", lambda: len(airflow.query(
+            "select dag_id from serialized_dag where dag_id in (?, ?)",
+            INGESTION, DOWNSTREAM)) == 2, airflow)
+        conf = {"source": str(videos), "destination": moto_bucket.url("in/"),
+                "conn_id": "ingest"}
+        airflow.cli("dags", "trigger", INGESTION, "--conf", json.dumps(conf))
+        runs = wait_for("an asset-triggered run of the downstream DAG", lambda: airflow.query(
+            "select run_id from dag_run where dag_id = ? and run_type = 'asset_triggered' "
+            "and state = 'success'", DOWNSTREAM), airflow, timeout=120)
+        run_id = runs[0][0]
+        [(value,)] = airflow.query("select value from xcom where dag_id = ? and run_id = ? "
+                                   "and task_id = 'new_videos'", DOWNSTREAM, run_id)
+    listed = json.loads(value)
+    # Both uploads may land in one scheduler loop or in two: each run lists its own.
+    assert {video["uri"] for video in listed} <= {moto_bucket.url(f"in/{n}") for n in SIZES}
+    assert listed and all(video["size"] == SIZES[video["uri"].rsplit("/", 1)[1]]
+                          and video["skipped"] is False for video in listed)
