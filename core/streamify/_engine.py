@@ -83,7 +83,7 @@ class Uploader:
         self._finder = UploadFinder(self._control, self.destination, self.source, self.config,
                                     self._flow, self._subscribers, snapshot)
         self._own_sender = sender is None
-        self._sender = sender or new_sender(self.config)
+        self._sender = sender or new_sender(self.config, control)
         self._closed = False
 
     # ------------------------------------------------------------------ control surface

@@ -162,6 +162,13 @@ class S3ControlPlane:
         return self._endpoint_url or self.client.meta.endpoint_url
 
     @property
+    def tls_verify(self) -> bool | str:
+        """How the client checks TLS (``client_kwargs``' ``verify``): the part bodies sent
+        to presigned URLs are checked the same way."""
+        verify: bool | str = self._client_kwargs.get("verify", True)
+        return verify
+
+    @property
     def principal(self) -> str:
         """Who signs the requests: ``aws:`` and the access key id ("" if none is found)."""
         credentials = self.client._get_credentials()  # type: ignore[attr-defined]

@@ -124,11 +124,13 @@ class Tally:
             self.done -= self._in_flight.pop(number, 0)
 
 
-def new_sender(config: UploadConfig) -> PartSender:
-    """The pooled data-path client an upload uses when none is given."""
+def new_sender(config: UploadConfig, control: object = None) -> PartSender:
+    """The pooled data-path client an upload uses when none is given; it checks TLS as
+    ``control``'s client does (its ``tls_verify``, when it has one)."""
     throttle = Throttle(config.bwlimit) if config.bwlimit else None
+    verify: bool | str = getattr(control, "tls_verify", True)
     return PartSender(pool_size=config.concurrency, connect_timeout=config.connect_timeout,
-                      read_timeout=config.read_timeout, throttle=throttle)
+                      read_timeout=config.read_timeout, throttle=throttle, verify=verify)
 
 
 class PartSending:

@@ -57,7 +57,7 @@ class StreamWriter:
         self.config = config or UploadConfig()
         self.metadata = metadata or {}
         self._own_sender = sender is None
-        self._sender = sender or new_sender(self.config)
+        self._sender = sender or new_sender(self.config, control)
         self._subscribers = ev.Subscribers()
         self._flow = Flow()
         self._flow.start(self.config.deadline)

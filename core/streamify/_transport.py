@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import urllib3
 
@@ -31,10 +33,18 @@ class PartSender:
     """
 
     def __init__(self, *, pool_size: int, connect_timeout: float = 10.0,
-                 read_timeout: float = 120.0, throttle: Throttle | None = None) -> None:
+                 read_timeout: float = 120.0, throttle: Throttle | None = None,
+                 verify: bool | str = True) -> None:
+        """``verify``: check the storage's TLS certificate (``True``), not at all
+        (``False``), or against the CA bundle file or folder at that path."""
+        tls: dict[str, Any] = {}
+        if verify is False:
+            tls["cert_reqs"] = "CERT_NONE"
+        elif isinstance(verify, str):
+            tls["ca_cert_dir" if os.path.isdir(verify) else "ca_certs"] = verify
         self._http = urllib3.PoolManager(
             num_pools=4, maxsize=pool_size, block=False, retries=False,
-            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout))
+            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout), **tls)
         self._throttle = throttle
 
     def put(self, signed: SignedPart, body: bytes,

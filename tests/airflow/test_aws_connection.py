@@ -9,15 +9,22 @@ URLs directly, not through the botocore client and its proxy.)
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import ssl
+import subprocess
+import threading
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from streamify_airflow import StreamifyHook, StreamifyUploadOperator
+from tests.airflow._support import MiB
 from tests.airflow.conftest import set_connection
 from tests.conftest import Bucket
 from tests.wireproxy import WireProxy
@@ -104,3 +111,89 @@ def test_a_ca_bundle_that_is_not_there_names_the_connection_extra(
         f"connection 'aws_extras': extra 'verify' is '{tmp_path}/no-such-ca.pem', which is no "
         "CA bundle file or folder on this worker: give true, false or the path of a PEM "
         "bundle")
+
+
+class _TlsFront:
+    """moto behind TLS on loopback, with a self-signed certificate made here (``ca``)."""
+
+    def __init__(self, upstream: str, folder: Path) -> None:
+        self.ca = folder / "ca.pem"
+        key = folder / "key.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+                        "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", str(key), "-out", str(self.ca)],
+                       check=True, capture_output=True)
+        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._context.load_cert_chain(self.ca, key)
+        parsed = urllib.parse.urlsplit(upstream)
+        self._upstream = (parsed.hostname or "127.0.0.1", parsed.port or 80)
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"https://127.0.0.1:{self._server.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        try:
+            secure = self._context.wrap_socket(client, server_side=True)
+        except (OSError, ssl.SSLError):
+            client.close()  # a client that refused the certificate
+            return
+        upstream = socket.create_connection(self._upstream)
+        threading.Thread(target=_pipe, args=(upstream, secure), daemon=True).start()
+        _pipe(secure, upstream)
+
+    def close(self) -> None:
+        self._server.close()
+
+
+def _pipe(source: socket.socket, target: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            target.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for end in (source, target):
+            with contextlib.suppress(OSError):
+                end.close()
+
+
+@pytest.fixture
+def tls_moto(moto_bucket: Bucket, tmp_path: Path) -> Iterator[_TlsFront]:
+    front = _TlsFront(moto_bucket.endpoint, tmp_path)
+    yield front
+    front.close()
+
+
+@pytest.mark.parametrize("verify", ["ca", False])
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_verify_holds_for_the_part_bodies_too(
+        verify: object, airflow_db: Path, moto_bucket: Bucket, tls_moto: _TlsFront,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over HTTPS with a certificate no system trusts: with ``verify`` the CA bundle, or
+    false, a multipart upload goes through, its parts (sent to presigned URLs, not by the
+    botocore client) included; without it the task fails on the certificate."""
+    video = tmp_path / "long.mp4"
+    video.write_bytes(os.urandom(11 * MiB))
+    setting = str(tls_moto.ca) if verify == "ca" else verify
+
+    conn_id = _aws_connection(monkeypatch, tls_moto.url, verify=setting)
+    result = StreamifyUploadOperator(
+        task_id="upload", source=str(video), destination=moto_bucket.url("t/long.mp4"),
+        conn_id=conn_id, part_size="5MiB", state_location=str(tmp_path / "state")).execute({})
+
+    assert (result["parts"], result["bytes_sent"]) == (3, 11 * MiB)
+    assert moto_bucket.read("t/long.mp4") == video.read_bytes()
+
+    conn_id = _aws_connection(monkeypatch, tls_moto.url)
+    with pytest.raises(AirflowException, match="TLS certificate .* does not verify"):
+        StreamifyUploadOperator(
+            task_id="upload", source=str(video), destination=moto_bucket.url("t/again.mp4"),
+            conn_id=conn_id, part_size="5MiB", state_location=str(tmp_path / "state")).execute({})

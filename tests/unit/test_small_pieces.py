@@ -35,6 +35,8 @@ PUBLIC = [
     # Control calls that ride out outages under the one budget, for front ends that make
     # their own calls (the notebook's browser widget).
     "retrying",
+    # A file's content type from its leading bytes (the Airflow operator's default).
+    "content_type_of",
 ]
 
 
