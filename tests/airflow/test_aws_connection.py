@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import socketserver
 import ssl
 import subprocess
 import threading
@@ -127,17 +128,16 @@ class _TlsFront:
         self._context.load_cert_chain(self.ca, key)
         parsed = urllib.parse.urlsplit(upstream)
         self._upstream = (parsed.hostname or "127.0.0.1", parsed.port or 80)
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self.url = f"https://127.0.0.1:{self._server.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
+        serve = self._serve
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._server.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+        class Connection(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                serve(self.request)
+
+        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Connection)
+        self._server.daemon_threads = True
+        self.url = f"https://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
         try:
@@ -150,7 +150,8 @@ class _TlsFront:
         _pipe(secure, upstream)
 
     def close(self) -> None:
-        self._server.close()
+        self._server.shutdown()
+        self._server.server_close()
 
 
 def _pipe(source: socket.socket, target: socket.socket) -> None:
@@ -193,7 +194,7 @@ def test_verify_holds_for_the_part_bodies_too(
     assert moto_bucket.read("t/long.mp4") == video.read_bytes()
 
     conn_id = _aws_connection(monkeypatch, tls_moto.url)
-    with pytest.raises(AirflowException, match="TLS certificate .* does not verify"):
+    with pytest.raises(AirflowException, match=r"TLS certificate .* does not verify"):
         StreamifyUploadOperator(
             task_id="upload", source=str(video), destination=moto_bucket.url("t/again.mp4"),
             conn_id=conn_id, part_size="5MiB", state_location=str(tmp_path / "state")).execute({})
