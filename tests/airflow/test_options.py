@@ -141,3 +141,26 @@ def test_metadata_is_checked_before_anything_is_sent(
         return
     assert state == "failed"
     assert expected in failure_line(capfd)
+
+
+@pytest.mark.reals3
+def test_content_type_and_metadata_on_radosgw_through_an_aws_connection(
+        airflow_db: Path, real_bucket: Bucket, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    set_connection(monkeypatch, "rgw_aws", conn_type="aws",
+                   login=os.environ["AWS_ACCESS_KEY_ID"],
+                   password=os.environ["AWS_SECRET_ACCESS_KEY"],
+                   extra={"endpoint_url": real_bucket.endpoint, "region_name": "us-east-1",
+                          "config_kwargs": {"s3": {"addressing_style": "path"}}})
+    video = tmp_path / "clip.bin"
+    write_mp4(video, 6 * MiB)
+    conf = {"source": str(video), "destination": real_bucket.url("o/clip.mp4"),
+            "conn_id": "rgw_aws", "metadata": "{\"team\": \"news\"}"}
+
+    state, _ = run_dag("streamify_test_options", conf)
+
+    assert state == "success"
+    head = real_bucket.client.head_object(Bucket=real_bucket.name, Key="o/clip.mp4")
+    assert (head["ContentType"], head["Metadata"]) == ("video/mp4", {"team": "news"})
