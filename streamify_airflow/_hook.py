@@ -32,6 +32,7 @@ from streamify import (
     Uploader,
     collect_stale_uploads,
     content_type_of,
+    file_name,
 )
 
 from ._lineage import report_hook_lineage
@@ -270,7 +271,7 @@ def resolve_destination(source: str, destination: str) -> Destination:
     target = Destination.parse(destination)
     if not target.is_prefix:
         return target
-    name = source.rstrip("/").rsplit("/", 1)[-1]
+    name = file_name(source)
     if not name:
         raise DestinationError(f"{destination} is a prefix and {source!r} has no file name "
                                "to put in it: give the full s3://bucket/key")

@@ -65,7 +65,14 @@ if TYPE_CHECKING:
         decide_listed,
     )
     from ._s3control import S3ControlPlane
-    from ._source import Fingerprint, FsspecSource, LocalFileSource, Source, open_source
+    from ._source import (
+        Fingerprint,
+        FsspecSource,
+        LocalFileSource,
+        Source,
+        file_name,
+        open_source,
+    )
     from ._state import ResumeState, StateStore
     from ._stream import StreamWriter
     from ._transport import PartSender
@@ -142,6 +149,7 @@ _WHERE: dict[str, str] = {
     "complete_upload": "._completion",
     "content_type_of": "._content_type",
     "decide_listed": "._resume",
+    "file_name": "._source",
     "open_source": "._source",
     "parse_size": "._units",
     "plan_parts": "._plan",
@@ -219,6 +227,7 @@ __all__ = [
     "complete_upload",
     "content_type_of",
     "decide_listed",
+    "file_name",
     "open_source",
     "parse_size",
     "plan_parts",

@@ -14,6 +14,8 @@ import os
 
 import fsspec
 
+from ._source import file_name
+
 __all__ = ["DEFAULT_CONTENT_TYPE", "SNIFF_BYTES", "content_type_of", "sniff_content_type"]
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
@@ -69,7 +71,7 @@ def content_type_of(source: str | os.PathLike[str], head: bytes | None = None) -
     sniffed = sniff_content_type(head)
     if sniffed is not None:
         return sniffed
-    guessed, _ = mimetypes.guess_type(os.fspath(source).rsplit("/", 1)[-1])
+    guessed, _ = mimetypes.guess_type(file_name(source))
     return guessed or DEFAULT_CONTENT_TYPE
 
 

@@ -10,13 +10,14 @@ import hashlib
 import os
 import stat
 import threading
+import urllib.parse
 import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from ._errors import SourceError
 
-__all__ = ["Fingerprint", "FsspecSource", "LocalFileSource", "Source", "open_source"]
+__all__ = ["Fingerprint", "FsspecSource", "LocalFileSource", "Source", "file_name", "open_source"]
 
 _EDGE = 1024 * 1024
 
@@ -203,3 +204,14 @@ def open_source(location: str | os.PathLike[str] | Source) -> Source:
     if "://" in text:
         return FsspecSource(text)
     return LocalFileSource(text)
+
+
+def file_name(location: str | os.PathLike[str]) -> str:
+    """The file name a path or fsspec URL ends in: of a URL, the last component of its
+    path, without its query or fragment (a presigned ``https://`` source's signature must
+    never become part of a key); of a chained URL (``simplecache::https://...``), of its
+    last link."""
+    text = os.fspath(location).rsplit("::", 1)[-1]
+    if "://" in text:
+        text = urllib.parse.urlsplit(text).path
+    return text.rstrip("/").rsplit("/", 1)[-1]

@@ -149,3 +149,16 @@ def test_closing_an_unused_hook_makes_no_control_plane_to_close(
         moto_conn: str, made_planes: list[RecordedS3ControlPlane]) -> None:
     StreamifyHook(moto_conn).close()  # never used: nothing was made, nothing to close
     assert made_planes == []
+
+
+def test_a_prefix_destination_names_the_object_without_the_source_urls_query() -> None:
+    # A presigned https:// source carries its signature in the query: it must never
+    # become part of the key (nor a fragment, nor a chained URL's first link).
+    from streamify_airflow._hook import resolve_destination
+
+    signed = "https://cdn.example.com/v/a.mov?X-Amz-Signature=0123abcd&X-Amz-Credential=k#t=1"
+    assert resolve_destination(signed, "s3://bkt/in/").key == "in/a.mov"
+    assert resolve_destination("simplecache::https://h/b.mp4?token=s", "s3://bkt/in/").key \
+        == "in/b.mp4"
+    assert resolve_destination("/data/c?.mp4", "s3://bkt/in/").key == "in/c?.mp4"
+    assert resolve_destination("sftp://u@h/d/e.mkv", "s3://bkt/in/x.mkv").key == "in/x.mkv"

@@ -35,8 +35,11 @@ PUBLIC = [
     # Control calls that ride out outages under the one budget, for front ends that make
     # their own calls (the notebook's browser widget).
     "retrying",
-    # A file's content type from its leading bytes (the Airflow operator's default).
-    "content_type_of",
+    # A file's content type from its leading bytes (the Airflow operator's default), and
+    # the name a source's key gets under a prefix.
+    "content_type_of", "file_name",
+    # Video facts for ingestion (the video extra).
+    "NotAVideoError", "VideoFacts", "probe_video",
 ]
 
 
