@@ -128,8 +128,9 @@ def test_problems_are_counted_by_reason_and_storage_errors_by_code(
     assert value(samples, "streamify_http_requests_total", route="(unmatched)",
                  method="GET", status="404") == 1
 
+    # A storage that answers is given all the time a loaded test machine may need.
     dead = Bucket(f"http://127.0.0.1:{free_port()}", moto_bucket.name, moto_bucket.client)
-    with serving(dead) as served:
+    with serving(dead, ready_timeout=30) as served:
         assert_problem(served.client().post("/v1/uploads", json={
             "filename": "a", "size": 1}), 502, "storage-unreachable")
         samples = scrape(served)
@@ -157,30 +158,41 @@ def test_ready_when_storage_answers_and_unready_while_draining(moto_bucket: Buck
         assert httpx.get(f"{served.url}/healthz").status_code == 200
 
 
+def _wait_ready(served: Api) -> None:
+    """Until ``/readyz`` says 200 (a loaded machine's first HEAD may outlast the check's
+    timeout); at most 30 s."""
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{served.url}/readyz").status_code != 200:
+        assert time.monotonic() < deadline, "never ready in 30 s"
+        time.sleep(0.2)
+
+
 def test_unready_when_storage_is_unreachable_or_hangs(moto_bucket: Bucket) -> None:
+    # A storage that answers is given all the time a loaded test machine may need.
     dead = Bucket(f"http://127.0.0.1:{free_port()}", moto_bucket.name, moto_bucket.client)
-    with serving(dead) as served:
+    with serving(dead, ready_timeout=30) as served:
         answer = httpx.get(f"{served.url}/readyz")
         assert (answer.status_code, answer.json()["checks"]["storage"]) == (
             503, "EndpointConnectionError")
         assert httpx.get(f"{served.url}/healthz").status_code == 200
 
     missing = Bucket(moto_bucket.endpoint, "no-such-bucket-here", moto_bucket.client)
-    with serving(missing) as served:
+    with serving(missing, ready_timeout=30) as served:
         answer = httpx.get(f"{served.url}/readyz")
         assert (answer.status_code, answer.json()["checks"]["storage"]) == (503, "404")
 
     proxy = WireProxy(moto_bucket.endpoint)
     try:
-        with serving(Bucket(proxy.url, moto_bucket.name, moto_bucket.client)) as served:
-            assert httpx.get(f"{served.url}/readyz").status_code == 200
+        with serving(Bucket(proxy.url, moto_bucket.name, moto_bucket.client),
+                     ready_timeout=1) as served:
+            _wait_ready(served)
             time.sleep(1.1)  # past the cached answer
             proxy.hold_requests(match=any_request)  # storage accepts, never answers
             started = time.monotonic()
             answer = httpx.get(f"{served.url}/readyz", timeout=10)
             assert (answer.status_code, answer.json()["checks"]["storage"]) == (
                 503, "timeout")
-            assert time.monotonic() - started < 4
+            assert time.monotonic() - started < 4  # ready_timeout (1 s), not the HEAD's
     finally:
         proxy.close()
 
@@ -218,7 +230,7 @@ def test_ready_on_real_storage_and_not_for_a_missing_bucket(real_bucket: Bucket)
     with serving(real_bucket) as served:
         assert httpx.get(f"{served.url}/readyz").json()["checks"]["storage"] == "ok"
     missing = Bucket(real_bucket.endpoint, "no-such-bucket-here", real_bucket.client)
-    with serving(missing) as served:
+    with serving(missing, ready_timeout=30) as served:
         answer = httpx.get(f"{served.url}/readyz")
         assert (answer.status_code, answer.json()["checks"]["storage"]) == (503, "404")
 
@@ -244,8 +256,9 @@ def test_request_ids_are_echoed_made_and_on_every_line_of_the_request(
 
 
 def test_storage_failures_are_logged_with_the_request_id(moto_bucket: Bucket) -> None:
+    # A storage that answers is given all the time a loaded test machine may need.
     dead = Bucket(f"http://127.0.0.1:{free_port()}", moto_bucket.name, moto_bucket.client)
-    with serving(dead) as served:
+    with serving(dead, ready_timeout=30) as served:
         answer = served.client().post("/v1/uploads", json={"filename": "a", "size": 1},
                                       headers={"X-Request-ID": "trace-1"})
         assert answer.status_code == 502

@@ -89,7 +89,8 @@ def create_app(settings: ServiceSettings, *, control: S3ControlPlane | None = No
     checks = {"storage": storage_check(app.state.service.control, settings.bucket)}
     if app.state.limits_store is not None:
         checks["limits_store"] = store_check(app.state.limits_store.ping)
-    app.state.readiness = Readiness(app.state.drain, checks)
+    app.state.readiness = Readiness(app.state.drain, checks,
+                                    timeout=settings.ready_timeout)
     app.include_router(_readiness.router)
     if settings.metrics:
         app.include_router(_metrics.router)

@@ -196,6 +196,10 @@ class ServiceSettings(BaseSettings):
     """Serve Prometheus metrics at ``/metrics``. They need no credentials and name no key,
     principal or secret; expose the path only inside the cluster (the load balancer's
     public side should not route it), or switch it off here."""
+    ready_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
+    """Seconds each ``/readyz`` check (storage's HEAD of the bucket, the limits store's
+    PING) may take before it counts as failed (``timeout``). Keep it under the load
+    balancer's check timeout (HAProxy ``timeout check``)."""
     drain_delay: Annotated[float, Field(ge=0, le=300)] = 5.0
     """Seconds a replica keeps serving after SIGTERM while ``/readyz`` answers 503, so that
     its load balancer stops sending it requests before it stops accepting them: at least
