@@ -26,6 +26,13 @@ say to the byte what had left the client at a crash. The controls:
   answers for ``seconds`` (longer than the client's read timeout), then drop the connection;
 - ``truncate_responses(...)``: pass only the head and half the body of the next matching
   answers, then drop the connection (a response cut short, its Content-Length a lie);
+- ``rewrite_responses(rewrite, ...)``: forward the next matching requests, pass their
+  answers' bodies through ``rewrite`` (the head kept, its length made right), as a store
+  or a proxy in between that answers wrongly (a part listed with another size, an error
+  in a 200 answer, a listing cut short);
+- ``delay_requests(seconds, ...)``: keep the next matching requests ``seconds`` before
+  forwarding them, as a PUT that reaches the server later than it left (a presigned URL
+  that expires on the way);
 - ``hold_requests(...)``: keep the matching requests from the server, their clients
   waiting, until ``release()``; ``held`` counts them (how many were in flight at once);
 - ``retarget(upstream)``: new connections go to another server (a load balancer failing
@@ -50,12 +57,15 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Counts", "Match", "WireProxy", "any_request", "part_puts"]
+__all__ = ["Counts", "Match", "Rewrite", "WireProxy", "any_request", "part_puts"]
 
 _CHUNK = 64 * 1024
 
 Match = Callable[[str, str], bool]
 """Whether a request, by its method and target (path and query), is the one to hit."""
+
+Rewrite = Callable[[bytes], bytes]
+"""What an answer's body becomes (``rewrite_responses``)."""
 
 
 def part_puts(method: str, target: str) -> bool:
@@ -81,6 +91,7 @@ class _Rule:
     seconds: float = 0.0
     until: float | None = None
     """For a rule that lasts a while instead of a count: when it ends (monotonic)."""
+    rewrite: Rewrite | None = None
 
 
 @dataclass
@@ -89,6 +100,7 @@ class _Link:
 
     stall: float = 0.0
     truncate: bool = False
+    rewrite: Rewrite | None = None
 
 
 @dataclass(frozen=True)
@@ -201,6 +213,19 @@ class WireProxy:
         """Forward the next ``count`` matching requests; pass their answers' head and half
         their body, then drop the connection."""
         self._add(_Rule("truncate", match, count))
+
+    def rewrite_responses(self, rewrite: Rewrite, *, count: int = 1,
+                          match: Match = any_request) -> None:
+        """Forward the next ``count`` matching requests; answer each with its server's
+        status and headers but the body ``rewrite(body)`` (Content-Length set to fit,
+        then the connection closed)."""
+        self._add(_Rule("rewrite", match, count, rewrite=rewrite))
+
+    def delay_requests(self, seconds: float, *, count: int = 1,
+                       match: Match = part_puts) -> None:
+        """Keep each of the next ``count`` matching requests ``seconds`` from the server,
+        then forward it unchanged."""
+        self._add(_Rule("delay", match, count, seconds=seconds))
 
     def fail_for(self, seconds: float, status: int, code: str, *,
                  retry_after: float | None = None, match: Match = any_request) -> None:
@@ -387,8 +412,11 @@ class WireProxy:
             if rule is not None and rule.status:
                 _answer_error(reader, client, length, rule)
                 return
-            if rule is not None:
+            if rule is not None and rule.kind == "delay":
+                self._closed.wait(rule.seconds)
+            elif rule is not None:
                 link.stall, link.truncate = rule.seconds, rule.kind == "truncate"
+                link.rewrite = rule.rewrite
             if not self._forward(upstream, b"".join(head), generation, None):
                 return
             if chunked:
@@ -430,6 +458,9 @@ class WireProxy:
                     return  # the answer never arrives: the client's read timeout fires
                 if link.truncate:
                     client.sendall(_truncated(data, upstream))
+                    return
+                if link.rewrite is not None:
+                    client.sendall(_rewritten(data, upstream, link.rewrite))
                     return
                 client.sendall(data)
         except OSError:
@@ -485,6 +516,32 @@ def _truncated(data: bytes, upstream: socket.socket) -> bytes:
             break
         body += more
     return head + sep + body[: length // 2]
+
+
+def _rewritten(data: bytes, upstream: socket.socket, rewrite: Rewrite) -> bytes:
+    """The whole answer that begins with ``data`` (read on from ``upstream``), its body
+    replaced by ``rewrite(body)``: the head kept but for the length, which fits the new
+    body, and ``Connection: close`` (the connection ends after it)."""
+    while b"\r\n\r\n" not in data:
+        more = upstream.recv(_CHUNK)
+        if not more:
+            break
+        data += more
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    fields = {name.strip().lower(): value.strip() for name, _, value in
+              (line.partition(b":") for line in lines[1:])}
+    length = int(fields.get(b"content-length", b"0"))
+    while len(body) < length:
+        more = upstream.recv(_CHUNK)
+        if not more:
+            break
+        body += more
+    new = rewrite(body[:length])
+    kept = [line for line in lines[1:] if line.partition(b":")[0].strip().lower()
+            not in (b"content-length", b"connection", b"transfer-encoding")]
+    return b"\r\n".join([lines[0], *kept, b"Content-Length: %d" % len(new),
+                           b"Connection: close", b"", new])
 
 
 def _part_key(request_line: bytes) -> tuple[str, int] | None:

@@ -25,13 +25,18 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import urllib3
 
 from tests.wireproxy import WireProxy
 
-__all__ = ["TOKEN", "ApiProcess", "Stack", "object_sha256", "open_stack", "sha256_file"]
+if TYPE_CHECKING:
+    import streamify
+
+__all__ = ["TOKEN", "ApiProcess", "Stack", "object_sha256", "open_stack", "run_upload",
+           "sha256_file"]
 
 MiB = 1024 * 1024
 TOKEN = "faults-key-0123456789abcdef"
@@ -75,7 +80,9 @@ class ApiProcess:
         self._env = {**os.environ, "STREAMIFY_BUCKET": bucket,
                      "STREAMIFY_S3_ENDPOINT_URL": s3_url,
                      "STREAMIFY_PRINCIPALS": json.dumps([principal]),
-                     "STREAMIFY_COOKIE_SECRET": _COOKIE_SECRET}
+                     "STREAMIFY_COOKIE_SECRET": _COOKIE_SECRET,
+                     # Stopped at the end of every test: no load balancer to drain for.
+                     "STREAMIFY_DRAIN_DELAY": "0"}
         self._process: subprocess.Popen[bytes] | None = None
         self.kills = 0
 
@@ -128,6 +135,12 @@ class Stack:
     def key(self, name: str) -> str:
         return f"{PREFIX}{name}"
 
+    def open_id(self, key: str) -> str:
+        """The id of the one open upload to ``key`` (asserted to be the only one)."""
+        ids = [u["UploadId"] for u in self.open_uploads() if u["Key"] == key]
+        assert len(ids) == 1, ids
+        return str(ids[0])
+
     def open_uploads(self) -> list[dict[str, Any]]:
         uploads: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {"Bucket": self.bucket}
@@ -138,6 +151,35 @@ class Stack:
                 return uploads
             kwargs.update(KeyMarker=page["NextKeyMarker"],
                           UploadIdMarker=page["NextUploadIdMarker"])
+
+
+def run_upload(stack: Stack, path: Path, key: str, state: Path,
+               config: streamify.UploadConfig, *, mode: str = "direct",
+               pause_after: int | None = None,
+               ) -> tuple[streamify.UploadResult, list[streamify.Event]]:
+    """One run of ``path`` to ``key`` straight to S3 (``mode="direct"``) or through the API
+    service (``"api"``), both across their wire proxy; with ``pause_after``, paused once
+    that many parts are done. Returns the result and every event."""
+    import streamify
+
+    control: streamify.ControlPlane = (
+        streamify.HttpControlPlane(stack.api_url, token=TOKEN) if mode == "api"
+        else streamify.S3ControlPlane(endpoint_url=stack.s3.url))
+    events: list[streamify.Event] = []
+    try:
+        with streamify.Uploader(path, f"s3://{stack.bucket}/{key}", control=control,
+                                config=config, state=streamify.StateStore(state)) as uploader:
+
+            def on_event(event: streamify.Event) -> None:
+                events.append(event)
+                done = sum(isinstance(e, streamify.PartDone) for e in events)
+                if pause_after is not None and done >= pause_after:
+                    uploader.pause()
+
+            uploader.subscribe(on_event)
+            return uploader.run(), events
+    finally:
+        control.close()
 
 
 @contextlib.contextmanager

@@ -26,7 +26,7 @@ from streamify import (
     UploadGoneError,
 )
 
-from tests.faults._stack import TOKEN, Stack, object_sha256, sha256_file
+from tests.faults._stack import TOKEN, Stack, object_sha256, run_upload, sha256_file
 from tests.helpers import make_file
 
 MiB = 1024 * 1024
@@ -39,29 +39,11 @@ SIZE = 4 * PART + 4321
 
 def _run(stack: Stack, path: Path, key: str, state: Path, *, mode: str = "direct",
          pause_after: int | None = None) -> tuple[streamify.UploadResult, list[streamify.Event]]:
-    control = (HttpControlPlane(stack.api_url, token=TOKEN) if mode == "api"
-               else S3ControlPlane(endpoint_url=stack.s3.url))
-    events: list[streamify.Event] = []
-    try:
-        with Uploader(path, f"s3://{stack.bucket}/{key}", control=control, config=CONFIG,
-                      state=StateStore(state)) as uploader:
-
-            def on_event(event: streamify.Event) -> None:
-                events.append(event)
-                done = sum(isinstance(e, streamify.PartDone) for e in events)
-                if pause_after is not None and done >= pause_after:
-                    uploader.pause()
-
-            uploader.subscribe(on_event)
-            return uploader.run(), events
-    finally:
-        control.close()
+    return run_upload(stack, path, key, state, CONFIG, mode=mode, pause_after=pause_after)
 
 
 def _open_id(stack: Stack, key: str) -> str:
-    ids = [u["UploadId"] for u in stack.open_uploads() if u["Key"] == key]
-    assert len(ids) == 1, ids
-    return str(ids[0])
+    return stack.open_id(key)
 
 
 def _paused(stack: Stack, path: Path, key: str, state: Path, mode: str = "direct") -> str:
