@@ -30,6 +30,7 @@ from ._destination import Destination
 from ._errors import (
     IntegrityError,
     SourceChangedError,
+    StateStoreError,
     StreamifyError,
     TransferError,
     UploadCancelledError,
@@ -316,8 +317,14 @@ class Uploader:
 
     def _prepare_resume(self, decision: Resume, fingerprint: Fingerprint) -> None:
         if decision.save_state:
-            self.state.save(self._state_for(decision.upload_id, decision.plan,
-                                            decision.checksum, fingerprint))
+            try:
+                self.state.save(self._state_for(decision.upload_id, decision.plan,
+                                                decision.checksum, fingerprint))
+            except StateStoreError as exc:
+                # The upload is open and was found without a state: a rerun finds it so
+                # again, so the hint is no reason to stop.
+                _log.warning("%s; upload %s goes on without it, and a rerun finds it in S3 "
+                             "and resumes it", exc, decision.upload_id)
         if decision.unverifiable:
             _log.warning(
                 "upload %s to %s: parts %s have an ETag that is not the MD5 of %s (damaged, "
@@ -356,11 +363,12 @@ class Uploader:
         try:
             self.state.save(self._state_for(upload_id, decision.plan, decision.checksum,
                                             fingerprint))
-        except StreamifyError:
+        except StateStoreError as exc:
             # Without a state the upload could still be found by listing, but an upload we
             # cannot track is one we should not leave behind.
             self._control.abort(self.destination, upload_id)
-            raise
+            raise StateStoreError(f"{exc}; nothing was sent to {self.destination} (the "
+                                  "upload just started was aborted)") from exc
         if decision.replaces is not None:
             self._subscribers.emit(ev.Restarted(decision.replaces,
                                                 "the upload was aborted or expired"))

@@ -183,13 +183,17 @@ class PartSending:
             md5 = md5_base64(body) if self._md5 else None
             checksum = additional_checksum(self._checksum, body)
             connected = True
+            expired = False
             try:
+                signed_at = time.monotonic()
                 signed = self._signer.sign(PartToSign(number, len(body), md5, checksum))
                 on_progress = functools.partial(self._tally.add, number)
                 etag = self._sender.put(signed, body, on_progress)
             except PartRejected as exc:
                 self._reached = True
                 action = classify_status(exc.status, exc.code)
+                # Measured on the monotonic clock, which no clock change moves.
+                expired = 0 < signed.expires_in <= time.monotonic() - signed_at
                 reason, retry_after, code = str(exc), exc.retry_after, exc.code
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 action, reason, retry_after = classify_network(exc), _network_reason(exc), None
@@ -218,11 +222,18 @@ class PartSending:
                 self._subscribers.emit(ev.Retrying(number, budget.attempts + 1, 0.0,
                                                    f"{action.value}: {reason}"))
                 continue
+            if action is Action.RESIGN and expired:
+                raise TransferError(
+                    f"{where}: the part took longer than its URL's {signed.expires_in} s "
+                    f"expiry to reach storage, twice ({reason}); raise url_expiry or "
+                    "lower the part size, then rerun to resume")
             if action is Action.RESIGN:
-                # A freshly signed URL cannot have expired: this refusal is for good.
+                # A URL refused before its expiry by this machine's clock: signed wrongly
+                # for storage, whose clock may differ by more than the expiry from ours.
                 raise AccessDeniedError(
                     f"{where}: storage refused a freshly signed URL too ({reason}); check "
-                    "the credentials and their permissions (bucket policy, KMS key)")
+                    "the credentials and their permissions (bucket policy, KMS key), and "
+                    "that this machine's clock is right (NTP)")
             resigned = False
             delay = budget.next_delay(time.monotonic(), retry_after=retry_after,
                                       connected=connected, reached=self._reached)

@@ -174,7 +174,7 @@ class FsspecSource:
         try:
             data: bytes = self._fs.cat_file(self._path, start=offset, end=offset + size)
         except OSError as exc:
-            raise SourceError(f"{self._url}: read failed at byte {offset}: {exc}") from exc
+            raise self._unreadable(f"read failed at byte {offset}", exc) from exc
         if len(data) != size:
             raise SourceError(f"{self._url}: short read at byte {offset}; the source changed")
         return data
@@ -182,10 +182,20 @@ class FsspecSource:
     def fingerprint(self) -> Fingerprint:
         with self._lock:
             self._fs.invalidate_cache(self._path)
-            info = self._fs.info(self._path)
+            try:
+                info = self._fs.info(self._path)
+            except OSError as exc:
+                raise self._unreadable("cannot be found again", exc) from exc
         version = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("created")
         return Fingerprint(size=int(info["size"]), version=str(version or ""),
                            edges_sha256=_edges_hash(self))
+
+    def _unreadable(self, what: str, exc: OSError) -> SourceError:
+        """The error for a source that went away (or out of reach) during an upload: the
+        parts S3 holds stay, so the way on is a rerun once it is back."""
+        gone = "it is gone" if isinstance(exc, FileNotFoundError) else "it cannot be read"
+        return SourceError(f"{self._url}: {what} ({gone}: {exc}); the parts already sent "
+                           "stay in S3: once the file is back, rerun to resume")
 
     def close(self) -> None:
         return None

@@ -14,8 +14,10 @@ upload belongs to, and its ``principal`` who started it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import time
@@ -32,6 +34,8 @@ from ._source import Fingerprint
 __all__ = ["ResumeState", "StateStore", "default_state_location"]
 
 STATE_ENV = "STREAMIFY_STATE_DIR"
+
+_log = logging.getLogger("streamify")
 
 
 def default_state_location() -> str:
@@ -150,12 +154,31 @@ class StateStore:
         try:
             self._write(path, json.dumps(state.to_json(), indent=1).encode())
         except OSError as exc:
-            raise StateStoreError(f"cannot write resume state {path}: {exc}") from exc
+            raise StateStoreError(
+                f"cannot write resume state {path}: {self._trouble(exc)}; free space there, "
+                f"or set {STATE_ENV} or --state-dir to another directory, then rerun"
+            ) from exc
 
     def remove(self, endpoint: str, destination: Destination) -> None:
+        """Forget an upload's state. A document that cannot be removed is left, with a
+        warning: what it names is gone, and a later run finds that out from S3."""
         path = self._path(state_key(endpoint, destination))
-        with contextlib.suppress(FileNotFoundError):
+        try:
             self._delete(path)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            _log.warning("cannot remove resume state %s: %s; it names an upload that is "
+                         "finished or gone (a rerun sees that in S3): remove the file once "
+                         "the directory is writable again", path, self._trouble(exc))
+
+    def _trouble(self, exc: OSError) -> str:
+        """What is wrong with the store's directory, as a person would say it."""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"{self.location} is full ({exc.strerror})"
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return f"{self.location} is not writable ({exc.strerror})"
+        return str(exc)
 
     def all(self) -> list[ResumeState]:
         """Every state in the store (unfinished uploads), oldest first."""

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -153,13 +153,15 @@ class Stack:
                           UploadIdMarker=page["NextUploadIdMarker"])
 
 
-def run_upload(stack: Stack, path: Path, key: str, state: Path,
+def run_upload(stack: Stack, path: str | Path, key: str, state: Path,
                config: streamify.UploadConfig, *, mode: str = "direct",
                pause_after: int | None = None,
+               on_event: Callable[[streamify.Event], None] | None = None,
                ) -> tuple[streamify.UploadResult, list[streamify.Event]]:
     """One run of ``path`` to ``key`` straight to S3 (``mode="direct"``) or through the API
     service (``"api"``), both across their wire proxy; with ``pause_after``, paused once
-    that many parts are done. Returns the result and every event."""
+    that many parts are done; ``on_event`` sees every event as it comes. Returns the result
+    and every event."""
     import streamify
 
     control: streamify.ControlPlane = (
@@ -170,13 +172,15 @@ def run_upload(stack: Stack, path: Path, key: str, state: Path,
         with streamify.Uploader(path, f"s3://{stack.bucket}/{key}", control=control,
                                 config=config, state=streamify.StateStore(state)) as uploader:
 
-            def on_event(event: streamify.Event) -> None:
+            def record(event: streamify.Event) -> None:
                 events.append(event)
+                if on_event is not None:
+                    on_event(event)
                 done = sum(isinstance(e, streamify.PartDone) for e in events)
                 if pause_after is not None and done >= pause_after:
                     uploader.pause()
 
-            uploader.subscribe(on_event)
+            uploader.subscribe(record)
             return uploader.run(), events
     finally:
         control.close()

@@ -5,11 +5,8 @@ clear error that leaves the upload resumable."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +23,7 @@ from streamify import (
     UploadGoneError,
 )
 
+from tests.faults._disk import fill, tmpfs
 from tests.faults._stack import TOKEN, Stack, object_sha256, run_upload, sha256_file
 from tests.helpers import make_file
 
@@ -167,27 +165,6 @@ def test_a_damaged_or_older_state_still_resumes_the_same_upload(
 
 
 # ---------------------------------------------------------------------- the state directory
-@contextlib.contextmanager
-def _tmpfs(where: Path, *options: str) -> Iterator[Path]:
-    where.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(("size=64k", *options)),
-                              "tmpfs", str(where)], capture_output=True, text=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"state directory on a small tmpfs: cannot mount one here "
-                    f"({mounted.stderr.strip() or mounted.returncode})")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", str(where)], check=False)
-
-
-def _fill(where: Path) -> None:
-    with contextlib.suppress(OSError), open(where / "filler", "wb") as fh:
-        while True:
-            fh.write(b"\0" * 4096)
-            fh.flush()
-
-
 @pytest.mark.parametrize("mode", ["direct", "api"])
 @pytest.mark.parametrize("trouble", ["full", "read-only"])
 def test_a_full_or_read_only_state_directory_fails_before_any_byte(
@@ -197,9 +174,9 @@ def test_a_full_or_read_only_state_directory_fails_before_any_byte(
     the directory and says what to do."""
     path = make_file(workdir / "v.bin", SIZE, seed=26)
     key = stack.key(f"data/{trouble}-{mode}.bin")
-    with _tmpfs(workdir / "state", *(["ro"] if trouble == "read-only" else [])) as state:
+    with tmpfs(workdir / "state", *(["ro"] if trouble == "read-only" else [])) as state:
         if trouble == "full":
-            _fill(state)
+            fill(state)
         before = stack.s3.counts()
         with pytest.raises(StateStoreError, match=str(state)) as refused:
             _run(stack, path, key, state, mode=mode)

@@ -1,0 +1,244 @@
+"""Disk and clock faults during a run: the resume-state directory filling up or turning
+read-only mid-run, a presigned URL that expires before its PUT reaches storage, and a
+source on an fsspec file system that goes away mid-upload and comes back. Each run goes
+on or stops with one clear line (what, where, what to do); nothing S3 already holds is
+lost, and a later run resumes without sending a held part again."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import streamify
+from streamify import SourceError, StateStoreError, TransferError, UploadConfig
+
+from tests.faults._disk import fill, remount, tmpfs
+from tests.faults._stack import Stack, object_sha256, run_upload, sha256_file
+from tests.helpers import make_file
+from tests.wireproxy import Match, part_puts
+
+MiB = 1024 * 1024
+PART = 5 * MiB
+SIZE = 3 * PART + 4321  # four parts
+CONFIG = UploadConfig(part_size=PART, concurrency=1, read_timeout=5.0, backoff_base=0.05,
+                      backoff_max=0.2)
+
+
+def _identical(stack: Stack, key: str, path: Path) -> bool:
+    return object_sha256(stack.client, stack.bucket, key) == sha256_file(path)
+
+
+def _on_part(number: int, act: Callable[[], None]) -> Callable[[streamify.Event], None]:
+    """An event handler that calls ``act`` once part ``number`` is done."""
+
+    def on_event(event: streamify.Event) -> None:
+        if isinstance(event, streamify.PartDone) and event.number == number:
+            act()
+
+    return on_event
+
+
+def _while_held(stack: Stack, match: Match, act: Callable[[], None]) -> threading.Thread:
+    """Hold the next ``match``ing request at the S3 proxy, ``act()`` while it waits, then
+    let it go: the fault lands between two steps of the run."""
+    stack.s3.hold_requests(match=match)
+
+    def run() -> None:
+        deadline = time.monotonic() + 20
+        while stack.s3.held == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        try:
+            act()
+        finally:
+            stack.s3.release()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def _create(method: str, target: str) -> bool:
+    return method == "POST" and "uploads" in target.split("?", 1)[-1].split("&")
+
+
+def _list_uploads(method: str, target: str) -> bool:
+    return method == "GET" and "uploads" in target.split("?", 1)[-1].split("&")
+
+
+# ---------------------------------------------------------------------- the state directory
+def test_state_directory_full_while_the_upload_is_created(stack: Stack, workdir: Path) -> None:
+    """The disk fills between the check that the state can be written and the write: the
+    upload just created is aborted (one we cannot track is not left behind), not a byte
+    was sent, and the line names the directory, says it is full and what to do."""
+    path = make_file(workdir / "v.bin", SIZE, seed=61)
+    key = stack.key("disk/create.bin")
+    with tmpfs(workdir / "state") as state:
+        filling = _while_held(stack, _create, lambda: fill(state))
+        with pytest.raises(StateStoreError) as refused:
+            run_upload(stack, path, key, state, CONFIG)
+        filling.join()
+        message = str(refused.value)
+        assert "\n" not in message, message
+        for said in (str(state), "is full", "rerun", "nothing was sent"):
+            assert said in message, message
+        assert stack.s3.counts().part_bytes == 0
+        assert stack.open_uploads() == []
+        (state / "filler").unlink()
+        result, _ = run_upload(stack, path, key, state, CONFIG)
+        assert result.status == "completed"
+        assert _identical(stack, key, path)
+
+
+def test_state_directory_full_when_a_found_upload_saves_its_state(
+        stack: Stack, workdir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An upload found by listing (its state lost) is saved anew; the disk fills while S3
+    is listed. The state is only a hint: the run goes on, resumes what S3 holds and says
+    in one line that the directory is full and a rerun would find the upload again."""
+    path = make_file(workdir / "v.bin", SIZE, seed=62)
+    key = stack.key("disk/found.bin")
+    with tmpfs(workdir / "state") as state:
+        result, _ = run_upload(stack, path, key, state, CONFIG, pause_after=2)
+        assert result.status == "paused"
+        upload_id = stack.open_id(key)
+        for document in state.glob("*.json"):
+            document.unlink()
+        filling = _while_held(stack, _list_uploads, lambda: fill(state))
+        before = stack.s3.counts()
+        with caplog.at_level(logging.WARNING, logger="streamify"):
+            result, _ = run_upload(stack, path, key, state, CONFIG)
+        filling.join()
+        assert (result.status, result.upload_id, result.bytes_resumed) == (
+            "completed", upload_id, 2 * PART)
+        sent = (stack.s3.counts() - before).parts
+        assert set(sent) == {(upload_id, 3), (upload_id, 4)}, sent  # nothing held resent
+        assert _identical(stack, key, path)
+        lines = [r.getMessage() for r in caplog.records if "resume state" in r.getMessage()]
+        assert len(lines) == 1, lines
+        for said in (str(state), "is full", "rerun", upload_id):
+            assert said in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("trouble", ["full", "read-only"])
+def test_state_directory_full_or_read_only_while_parts_are_sent(
+        stack: Stack, workdir: Path, trouble: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing is written to the state while parts go: the run completes. A state that
+    can no longer be removed is left with a warning naming it; once the directory is
+    writable again, a rerun finds the object complete, sends nothing and clears it."""
+    path = make_file(workdir / "v.bin", SIZE, seed=63)
+    key = stack.key(f"disk/{trouble}.bin")
+    with tmpfs(workdir / "state") as state:
+        act = (lambda: fill(state)) if trouble == "full" else (lambda: remount(state, "ro"))
+        with caplog.at_level(logging.WARNING, logger="streamify"):
+            result, _ = run_upload(stack, path, key, state, CONFIG, on_event=_on_part(1, act))
+        assert result.status == "completed"
+        assert _identical(stack, key, path)
+        left = list(state.glob("*.json"))
+        lines = [r.getMessage() for r in caplog.records if "resume state" in r.getMessage()]
+        if trouble == "full":
+            assert (left, lines) == ([], [])  # a full file system still lets a file go
+            return
+        assert len(left) == 1 and len(lines) == 1, (left, lines)
+        for said in (str(left[0]), "not writable", "remove the file"):
+            assert said in lines[0], lines[0]
+        remount(state, "rw")
+        before = stack.s3.counts()
+        again, _ = run_upload(stack, path, key, state, CONFIG)
+        assert again.status == "completed"
+        assert (stack.s3.counts() - before).part_bytes == 0
+        assert list(state.glob("*.json")) == []  # the rerun cleared it
+        assert _identical(stack, key, path)
+
+
+# ---------------------------------------------------------------------- the clock
+EXPIRY = 1
+"""Seconds a presigned URL lives in the clock tests: storage's clock passes it while the
+proxy keeps the PUT (``delay_requests``), as after a jump of the clock past the expiry."""
+CLOCK_CONFIG = UploadConfig(part_size=PART, concurrency=1, url_expiry=EXPIRY,
+                            read_timeout=10.0, backoff_base=0.05, backoff_max=0.2)
+LATE = EXPIRY + 1.5
+
+
+def _part_puts(stack: Stack) -> int:
+    return sum(part_puts(method, target) for method, target in stack.s3.requests)
+
+
+def test_a_url_that_expired_on_the_way_is_signed_again_once(
+        real_stack: Stack, workdir: Path) -> None:
+    """Storage (a real one: it checks the expiry) refuses the late PUT; the part is signed
+    again and sent at once: one PUT more than there are parts, nothing else."""
+    stack = real_stack
+    path = make_file(workdir / "v.bin", 2 * PART + 99, seed=64)
+    key = stack.key("clock/once.bin")
+    stack.s3.delay_requests(LATE, match=part_puts)
+
+    result, events = run_upload(stack, path, key, workdir / "state", CLOCK_CONFIG)
+
+    assert result.status == "completed"
+    assert stack.s3.faults["delay"] == 1 and stack.s3.pending() == 0
+    assert _part_puts(stack) == result.parts + 1
+    retries = [e for e in events if isinstance(e, streamify.Retrying)]
+    assert len(retries) == 1 and retries[0].reason.startswith("resign"), retries
+    assert _identical(stack, key, path)
+
+
+def test_urls_that_keep_expiring_on_the_way_stop_with_the_reason_not_a_storm(
+        real_stack: Stack, workdir: Path) -> None:
+    """Every PUT arrives after its URL expired: the part is signed again once, then the run
+    stops and says why (the expiry, not the credentials), with no storm of requests;
+    once PUTs arrive in time again, a rerun resumes."""
+    stack = real_stack
+    path = make_file(workdir / "v.bin", 2 * PART + 99, seed=65)
+    key = stack.key("clock/storm.bin")
+    state = workdir / "state"
+    stack.s3.delay_requests(LATE, count=100, match=part_puts)
+
+    with pytest.raises(TransferError) as stopped:
+        run_upload(stack, path, key, state, CLOCK_CONFIG)
+
+    stack.s3.disarm()
+    assert _part_puts(stack) == 2  # the first PUT and the one signed again
+    message = str(stopped.value)
+    assert "\n" not in message, message
+    for said in ("part 1", f"{EXPIRY} s expiry", "url_expiry", "rerun"):
+        assert said in message, message
+    upload_id = stack.open_id(key)
+    result, _ = run_upload(stack, path, key, state, CLOCK_CONFIG)
+    assert (result.status, result.upload_id) == ("completed", upload_id)
+    assert _identical(stack, key, path)
+
+
+# ---------------------------------------------------------------------- the source
+@pytest.mark.parametrize("gone_after", [2, 4],
+                         ids=["while parts are read", "before the final check"])
+def test_an_fsspec_source_that_goes_away_stops_the_run_and_a_rerun_resumes(
+        stack: Stack, workdir: Path, gone_after: int) -> None:
+    """A source read through fsspec (``local://``, as a network file system would be)
+    is renamed away once ``gone_after`` parts are done, then put back: the run stops with
+    one line naming the file, and the next run sends only what S3 does not hold."""
+    path = make_file(workdir / "v.bin", SIZE, seed=66)
+    away = workdir / "moved-away.bin"
+    url = f"local://{path}"
+    key = stack.key(f"source/gone-{gone_after}.bin")
+    state = workdir / "state"
+
+    with pytest.raises(SourceError) as stopped:
+        run_upload(stack, url, key, state, CONFIG,
+                   on_event=_on_part(gone_after, lambda: path.rename(away)))
+
+    message = str(stopped.value)
+    assert "\n" not in message, message
+    for said in (url, "gone", "rerun to resume"):
+        assert said in message, message
+    upload_id = stack.open_id(key)
+    away.rename(path)
+    before = stack.s3.counts()
+    result, _ = run_upload(stack, url, key, state, CONFIG)
+    assert (result.status, result.upload_id, result.resumed) == ("completed", upload_id, True)
+    assert result.bytes_resumed == min(gone_after * PART, SIZE)
+    sent = (stack.s3.counts() - before).parts
+    assert set(sent) == {(upload_id, n) for n in range(gone_after + 1, 5)}, sent
+    assert _identical(stack, key, path)
