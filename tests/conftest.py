@@ -115,6 +115,18 @@ def state_dir(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     return path
 
 
+# Two lanes when the suite runs with ``-n 2 --dist loadgroup`` (scripts/test.sh): the tests
+# that spend most of their time waiting (outages of a minute, a throttled network, Airflow's
+# schedulers and workers) in one, every other test in the other, in collection order.
+WAITING_LANE = ("tests/faults/test_outages.py", "tests/page/test_resume.py", "tests/airflow/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        lane = "waiting" if item.nodeid.startswith(WAITING_LANE) else "main"
+        item.add_marker(pytest.mark.xdist_group(lane))
+
+
 # A tier that CI brought up must run: .ci/run sets STREAMIFY_REQUIRE_TIERS=reals3,browser,
 # and then a skipped test of such a tier (marked with it, or using the real S3 server)
 # fails instead, with the reason it would have been skipped for.
