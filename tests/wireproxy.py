@@ -218,7 +218,8 @@ class WireProxy:
                           match: Match = any_request) -> None:
         """Forward the next ``count`` matching requests; answer each with its server's
         status and headers but the body ``rewrite(body)`` (Content-Length set to fit,
-        then the connection closed)."""
+        then the connection closed). For answers with a Content-Length (S3's control
+        calls), not chunked ones."""
         self._add(_Rule("rewrite", match, count, rewrite=rewrite))
 
     def delay_requests(self, seconds: float, *, count: int = 1,

@@ -106,8 +106,10 @@ def test_a_listed_part_with_the_wrong_size_or_etag_is_sent_again_not_kept(
 def test_a_completion_answered_200_with_an_error_is_checked_against_the_object(
         stack: Stack, workdir: Path, mode: str) -> None:
     """S3 may answer CompleteMultipartUpload 200 and report a failure in the body. Here it
-    completed the object and only the answer says otherwise: the retry finds the upload
-    gone, and the object is taken only once it reads back as the one these parts make."""
+    completed the object and only the answer says otherwise: the error is not taken for
+    success nor for the end, the completion is asked again (S3 answers a repeat of a done
+    completion with success, or with NoSuchUpload, then the object is compared with the
+    parts), and the object read back is the one these parts make."""
     path = make_file(workdir / "v.bin", SIZE, seed=42)
     key = stack.key(f"corrupt/complete-{mode}.bin")
     stack.s3.rewrite_responses(_error_body, match=_complete)
