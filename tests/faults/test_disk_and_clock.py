@@ -166,6 +166,36 @@ def _part_puts(stack: Stack) -> int:
     return sum(part_puts(method, target) for method, target in stack.s3.requests)
 
 
+def test_a_wall_clock_that_jumps_a_day_forward_and_back_changes_nothing(
+        stack: Stack, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Waits, the retry budget, the deadline and a URL's age are measured on the monotonic
+    clock: the wall clock (``time.time``, as NTP or a resumed VM moves it) jumping a day
+    ahead mid-run, then back, neither ends the run at its deadline nor makes a URL look
+    expired. Not a request more than the parts need."""
+    path = make_file(workdir / "v.bin", SIZE, seed=67)
+    key = stack.key("clock/wall.bin")
+    real, offset = time.time, [0.0]
+    monkeypatch.setattr(time, "time", lambda: real() + offset[0])
+
+    def jump(seconds: float) -> Callable[[], None]:
+        return lambda: offset.__setitem__(0, seconds)
+
+    forward, back = _on_part(1, jump(86400.0)), _on_part(3, jump(0.0))
+
+    def on_event(event: streamify.Event) -> None:
+        forward(event)
+        back(event)
+
+    result, events = run_upload(stack, path, key, workdir / "state",
+                                CONFIG.replace(deadline=600.0), on_event=on_event)
+
+    assert result.status == "completed"
+    assert offset[0] == 0.0  # it jumped, and back
+    assert _part_puts(stack) == result.parts
+    assert not [e for e in events if isinstance(e, streamify.Retrying)]
+    assert _identical(stack, key, path)
+
+
 def test_a_url_that_expired_on_the_way_is_signed_again_once(
         real_stack: Stack, workdir: Path) -> None:
     """Storage (a real one: it checks the expiry) refuses the late PUT; the part is signed
