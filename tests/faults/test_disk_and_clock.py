@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,7 @@ import streamify
 from streamify import SourceError, StateStoreError, TransferError, UploadConfig
 
 from tests.faults._disk import fill, remount, tmpfs
-from tests.faults._stack import Stack, object_sha256, run_upload, sha256_file
+from tests.faults._stack import Stack, object_sha256, open_stack, run_upload, sha256_file
 from tests.helpers import make_file
 from tests.wireproxy import Match, part_puts
 
@@ -166,6 +166,21 @@ def _part_puts(stack: Stack) -> int:
     return sum(part_puts(method, target) for method, target in stack.s3.requests)
 
 
+def _sign_calls(stack: Stack) -> int:
+    """Sign calls the API service answered (through the API proxy)."""
+    return sum(method == "POST" and target.split("?")[0].endswith("/sign")
+               for method, target in stack.api.requests)
+
+
+@pytest.fixture(params=["direct", "api"])
+def real_clock_stack(request: pytest.FixtureRequest,
+                     real_s3_endpoint: str) -> Iterator[tuple[Stack, str]]:
+    """The real S3 server (it checks a URL's expiry), straight or through the service."""
+    mode: str = request.param
+    with open_stack(real_s3_endpoint, services=int(mode == "api")) as stack:
+        yield stack, mode
+
+
 def test_a_wall_clock_that_jumps_a_day_forward_and_back_changes_nothing(
         stack: Stack, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Waits, the retry budget, the deadline and a URL's age are measured on the monotonic
@@ -197,46 +212,50 @@ def test_a_wall_clock_that_jumps_a_day_forward_and_back_changes_nothing(
 
 
 def test_a_url_that_expired_on_the_way_is_signed_again_once(
-        real_stack: Stack, workdir: Path) -> None:
+        real_clock_stack: tuple[Stack, str], workdir: Path) -> None:
     """Storage (a real one: it checks the expiry) refuses the late PUT; the part is signed
-    again and sent at once: one PUT more than there are parts, nothing else."""
-    stack = real_stack
+    again and sent at once: one PUT and one sign call more than the parts need."""
+    stack, mode = real_clock_stack
     path = make_file(workdir / "v.bin", 2 * PART + 99, seed=64)
     key = stack.key("clock/once.bin")
     stack.s3.delay_requests(LATE, match=part_puts)
 
-    result, events = run_upload(stack, path, key, workdir / "state", CLOCK_CONFIG)
+    result, events = run_upload(stack, path, key, workdir / "state", CLOCK_CONFIG, mode=mode)
 
     assert result.status == "completed"
     assert stack.s3.faults["delay"] == 1 and stack.s3.pending() == 0
     assert _part_puts(stack) == result.parts + 1
+    if mode == "api":  # one part at a time: a sign call per PUT
+        assert _sign_calls(stack) == result.parts + 1
     retries = [e for e in events if isinstance(e, streamify.Retrying)]
     assert len(retries) == 1 and retries[0].reason.startswith("resign"), retries
     assert _identical(stack, key, path)
 
 
 def test_urls_that_keep_expiring_on_the_way_stop_with_the_reason_not_a_storm(
-        real_stack: Stack, workdir: Path) -> None:
+        real_clock_stack: tuple[Stack, str], workdir: Path) -> None:
     """Every PUT arrives after its URL expired: the part is signed again once, then the run
     stops and says why (the expiry, not the credentials), with no storm of requests;
     once PUTs arrive in time again, a rerun resumes."""
-    stack = real_stack
+    stack, mode = real_clock_stack
     path = make_file(workdir / "v.bin", 2 * PART + 99, seed=65)
     key = stack.key("clock/storm.bin")
     state = workdir / "state"
     stack.s3.delay_requests(LATE, count=100, match=part_puts)
 
     with pytest.raises(TransferError) as stopped:
-        run_upload(stack, path, key, state, CLOCK_CONFIG)
+        run_upload(stack, path, key, state, CLOCK_CONFIG, mode=mode)
 
     stack.s3.disarm()
     assert _part_puts(stack) == 2  # the first PUT and the one signed again
+    if mode == "api":
+        assert _sign_calls(stack) == 2
     message = str(stopped.value)
     assert "\n" not in message, message
     for said in ("part 1", f"{EXPIRY} s expiry", "url_expiry", "rerun"):
         assert said in message, message
     upload_id = stack.open_id(key)
-    result, _ = run_upload(stack, path, key, state, CLOCK_CONFIG)
+    result, _ = run_upload(stack, path, key, state, CLOCK_CONFIG, mode=mode)
     assert (result.status, result.upload_id) == ("completed", upload_id)
     assert _identical(stack, key, path)
 
