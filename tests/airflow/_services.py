@@ -61,15 +61,20 @@ class Airflow:
         except httpx.HTTPError:
             return False
 
-    def trigger(self, dag_id: str, conf: Mapping[str, Any]) -> str:
-        """Trigger a run of ``dag_id`` through the REST API (quicker than the CLI, which
-        takes seconds to start); returns its run id."""
+    def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST ``body`` to the REST API's ``path`` (quicker than the CLI, which takes
+        seconds to start); the answer, which must be a success."""
         token = httpx.get(f"{self.url}/auth/token", timeout=30).json()["access_token"]
-        answer = httpx.post(f"{self.url}/api/v2/dags/{dag_id}/dagRuns",
-                            json={"logical_date": None, "conf": dict(conf)},
+        answer = httpx.post(f"{self.url}/api/v2/{path}", json=dict(body),
                             headers={"Authorization": f"Bearer {token}"}, timeout=30)
-        assert answer.status_code == 200, answer.text
-        run_id: str = answer.json()["dag_run_id"]
+        assert answer.is_success, answer.text
+        found: dict[str, Any] = answer.json()
+        return found
+
+    def trigger(self, dag_id: str, conf: Mapping[str, Any]) -> str:
+        """Trigger a run of ``dag_id``; returns its run id."""
+        run_id: str = self.post(f"dags/{dag_id}/dagRuns",
+                                {"logical_date": None, "conf": dict(conf)})["dag_run_id"]
         return run_id
 
     def check_running(self) -> None:

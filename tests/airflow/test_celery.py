@@ -16,10 +16,8 @@ finds the upload in the state; with each worker's ``own``, it finds it by listin
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,10 +26,15 @@ from typing import Any
 import psutil  # type: ignore[import-untyped]
 import pytest
 
-from tests.airflow._services import Airflow, running_airflow, wait_for
+from tests.airflow._celery import (
+    HEARTBEAT_TIMEOUT,
+    celery_airflow,
+    start_worker,
+    streamify_connection,
+)
+from tests.airflow._services import Airflow, wait_for
 from tests.airflow._support import MiB, sha256, write_video
 from tests.conftest import Bucket
-from tests.redis_server import REDIS_SERVER, RedisServer
 from tests.wireproxy import WireProxy
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(300)]
@@ -41,34 +44,7 @@ DAG_ID = "streamify_test_throttled"
 SIZE = 40 * MiB
 PART_SIZE = 5 * MiB  # the DAG's settings
 CONCURRENCY = 2
-HEARTBEAT_TIMEOUT = 10
 WORKERS = ("alpha", "beta")
-
-
-def _celery(redis: RedisServer) -> dict[str, str]:
-    """The CeleryExecutor with ``redis`` as broker (database 0) and result backend (1)."""
-    return {
-        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-        "AIRFLOW__CELERY__BROKER_URL": redis.url,
-        "AIRFLOW__CELERY__RESULT_BACKEND": redis.url.removesuffix("/0") + "/1",
-        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
-        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
-        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "1",
-        "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
-    }
-
-
-def _connection(endpoint: str, state: Path) -> str:
-    return json.dumps({"conn_type": "streamify", "host": endpoint,
-                       "extra": {"mode": "direct", "state_location": str(state)}})
-
-
-def _start_worker(airflow: Airflow, name: str, connection: str) -> subprocess.Popen[bytes]:
-    # Logs are read from the shared AIRFLOW_HOME: no log server (each would take port 8793).
-    return airflow.start("celery", "worker", "--celery-hostname", f"{name}@%h",
-                         "--concurrency", "1", "--skip-serve-logs", "--without-mingle",
-                         "--without-gossip", log=f"worker-{name}.log",
-                         env={"AIRFLOW_CONN_INGEST": connection})
 
 
 def _uploader(port: int) -> psutil.Process | None:
@@ -95,27 +71,18 @@ def _run_state(airflow: Airflow, run_id: str) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def celery_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
-    """The scheduler, API server and DAG processor of a Celery deployment, its broker
-    running, the DAG parsed: shared by the module's tests, which bring their own workers."""
-    if importlib.util.find_spec("airflow.providers.celery") is None:
-        pytest.skip("Celery tier skipped: the celery extra is not installed "
-                    "(bash scripts/setup.sh server,dev,airflow,celery)")
-    if not REDIS_SERVER.is_file():
-        pytest.skip("redis tier skipped: Debian redis-server is not installed "
-                    "(apt-get install redis-server)")
-    home = tmp_path_factory.mktemp("celery") / "airflow"
-    with RedisServer() as redis, running_airflow(home, _celery(redis), dags=[DAG]) as airflow:
-        wait_for("the DAG to be parsed", lambda: airflow.query(
-            "select dag_id from serialized_dag where dag_id = ?", DAG_ID), airflow)
-        wait_for("the API server", airflow.answers, airflow)
+def celery(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
+    """The deployment, its DAG parsed: shared by the module's tests, which bring their own
+    workers."""
+    with celery_airflow(tmp_path_factory.mktemp("celery") / "airflow", [DAG],
+                        DAG_ID) as airflow:
         yield airflow
 
 
 @pytest.mark.parametrize("state", ["shared", "own"])
 def test_a_dead_workers_upload_resumes_on_the_other_worker(
-        state: str, celery_airflow: Airflow, moto_bucket: Bucket, tmp_path: Path) -> None:
-    airflow = celery_airflow
+        state: str, celery: Airflow, moto_bucket: Bucket, tmp_path: Path) -> None:
+    airflow = celery
     started = time.monotonic()
     source = tmp_path / "feature.mp4"
     digest = write_video(source, SIZE)
@@ -124,8 +91,9 @@ def test_a_dead_workers_upload_resumes_on_the_other_worker(
     port = int(proxy.url.rsplit(":", 1)[1])
     states = {name: tmp_path / ("state" if state == "shared" else f"state-{name}")
               for name in WORKERS}
-    workers = {name: _start_worker(airflow, f"{name}-{state}",
-                                   _connection(proxy.url, states[name])) for name in WORKERS}
+    workers = {name: start_worker(airflow, f"{name}-{state}",
+                                  streamify_connection(proxy.url, states[name]))
+               for name in WORKERS}
     try:
         run_id = airflow.trigger(DAG_ID, {"source": str(source),
                                           "destination": moto_bucket.url("films/"),
