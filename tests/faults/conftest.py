@@ -25,6 +25,22 @@ def stack(moto_endpoint: str) -> Iterator[Stack]:
 
 
 @pytest.fixture
+def direct_stack(moto_endpoint: str) -> Iterator[Stack]:
+    """The stack without an API service, for tests that go straight to S3 only."""
+    with open_stack(moto_endpoint, services=0) as running:
+        yield running
+
+
+@pytest.fixture(params=["direct", "api"])
+def mode_stack(request: pytest.FixtureRequest, moto_endpoint: str) -> Iterator[tuple[Stack, str]]:
+    """The stack and the mode of a test run both ways: straight to S3 (``"direct"``, no
+    service started) and through the API service (``"api"``)."""
+    mode: str = request.param
+    with open_stack(moto_endpoint, services=int(mode == "api")) as running:
+        yield running, mode
+
+
+@pytest.fixture
 def real_stack(real_s3_endpoint: str) -> Iterator[Stack]:
     with open_stack(real_s3_endpoint, services=0) as running:
         yield running

@@ -80,10 +80,10 @@ LISTING_LIES: dict[str, Callable[[bytes], bytes]] = {
 }
 
 
-@pytest.mark.parametrize("mode", ["direct", "api"])
 @pytest.mark.parametrize("lie", list(LISTING_LIES))
 def test_a_listed_part_with_the_wrong_size_or_etag_is_sent_again_not_kept(
-        stack: Stack, workdir: Path, lie: str, mode: str) -> None:
+        mode_stack: tuple[Stack, str], workdir: Path, lie: str) -> None:
+    stack, mode = mode_stack
     path = make_file(workdir / "v.bin", SIZE, seed=41)
     key = stack.key(f"corrupt/listed-{mode}.bin")
     state = workdir / "state"
@@ -102,14 +102,14 @@ def test_a_listed_part_with_the_wrong_size_or_etag_is_sent_again_not_kept(
     assert object_sha256(stack.client, stack.bucket, key) == sha256_file(path)
 
 
-@pytest.mark.parametrize("mode", ["direct", "api"])
 def test_a_completion_answered_200_with_an_error_is_checked_against_the_object(
-        stack: Stack, workdir: Path, mode: str) -> None:
+        mode_stack: tuple[Stack, str], workdir: Path) -> None:
     """S3 may answer CompleteMultipartUpload 200 and report a failure in the body. Here it
     completed the object and only the answer says otherwise: the error is not taken for
     success nor for the end, the completion is asked again (S3 answers a repeat of a done
     completion with success, or with NoSuchUpload, then the object is compared with the
     parts), and the object read back is the one these parts make."""
+    stack, mode = mode_stack
     path = make_file(workdir / "v.bin", SIZE, seed=42)
     key = stack.key(f"corrupt/complete-{mode}.bin")
     stack.s3.rewrite_responses(_error_body, match=_complete)
@@ -125,11 +125,11 @@ def test_a_completion_answered_200_with_an_error_is_checked_against_the_object(
     assert stack.open_uploads() == []
 
 
-@pytest.mark.parametrize("mode", ["direct", "api"])
 def test_a_completion_error_in_a_200_is_not_taken_for_a_completed_object(
-        stack: Stack, workdir: Path, mode: str) -> None:
+        mode_stack: tuple[Stack, str], workdir: Path) -> None:
     """Every completion answered 200 with an error: the run never reports an object that
     is not there; it stops, says what storage answered, and the upload stays resumable."""
+    stack, mode = mode_stack
     path = make_file(workdir / "v.bin", SIZE, seed=43)
     key = stack.key(f"corrupt/never-{mode}.bin")
     stack.s3.fail_requests(200, "InternalError", count=1000, match=_complete)
@@ -148,13 +148,13 @@ def test_a_completion_error_in_a_200_is_not_taken_for_a_completed_object(
     assert object_sha256(stack.client, stack.bucket, key) == sha256_file(path)
 
 
-@pytest.mark.parametrize("mode", ["direct", "api"])
 @pytest.mark.parametrize("call", ["ListParts", "ListMultipartUploads"])
 def test_a_listing_cut_short_in_its_xml_is_never_read_as_fewer_parts(
-        stack: Stack, workdir: Path, call: str, mode: str) -> None:
+        mode_stack: tuple[Stack, str], workdir: Path, call: str) -> None:
     """A listing whose XML ends halfway (its length made to fit, so only the XML tells)
     is an answer that failed, not a shorter list: it is asked again, and the parts S3
     holds are kept."""
+    stack, mode = mode_stack
     path = make_file(workdir / "v.bin", SIZE, seed=44)
     key = stack.key(f"corrupt/cut-{call}-{mode}.bin")
     state = workdir / "state"

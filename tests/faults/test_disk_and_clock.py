@@ -70,10 +70,12 @@ def _list_uploads(method: str, target: str) -> bool:
 
 
 # ---------------------------------------------------------------------- the state directory
-def test_state_directory_full_while_the_upload_is_created(stack: Stack, workdir: Path) -> None:
+def test_state_directory_full_while_the_upload_is_created(
+        direct_stack: Stack, workdir: Path) -> None:
     """The disk fills between the check that the state can be written and the write: the
     upload just created is aborted (one we cannot track is not left behind), not a byte
     was sent, and the line names the directory, says it is full and what to do."""
+    stack = direct_stack
     path = make_file(workdir / "v.bin", SIZE, seed=61)
     key = stack.key("disk/create.bin")
     with tmpfs(workdir / "state") as state:
@@ -94,10 +96,11 @@ def test_state_directory_full_while_the_upload_is_created(stack: Stack, workdir:
 
 
 def test_state_directory_full_when_a_found_upload_saves_its_state(
-        stack: Stack, workdir: Path, caplog: pytest.LogCaptureFixture) -> None:
+        direct_stack: Stack, workdir: Path, caplog: pytest.LogCaptureFixture) -> None:
     """An upload found by listing (its state lost) is saved anew; the disk fills while S3
     is listed. The state is only a hint: the run goes on, resumes what S3 holds and says
     in one line that the directory is full and a rerun would find the upload again."""
+    stack = direct_stack
     path = make_file(workdir / "v.bin", SIZE, seed=62)
     key = stack.key("disk/found.bin")
     with tmpfs(workdir / "state") as state:
@@ -124,10 +127,11 @@ def test_state_directory_full_when_a_found_upload_saves_its_state(
 
 @pytest.mark.parametrize("trouble", ["full", "read-only"])
 def test_state_directory_full_or_read_only_while_parts_are_sent(
-        stack: Stack, workdir: Path, trouble: str, caplog: pytest.LogCaptureFixture) -> None:
+        direct_stack: Stack, workdir: Path, trouble: str, caplog: pytest.LogCaptureFixture) -> None:
     """Nothing is written to the state while parts go: the run completes. A state that
     can no longer be removed is left with a warning naming it; once the directory is
     writable again, a rerun finds the object complete, sends nothing and clears it."""
+    stack = direct_stack
     path = make_file(workdir / "v.bin", SIZE, seed=63)
     key = stack.key(f"disk/{trouble}.bin")
     with tmpfs(workdir / "state") as state:
@@ -182,11 +186,12 @@ def real_clock_stack(request: pytest.FixtureRequest,
 
 
 def test_a_wall_clock_that_jumps_a_day_forward_and_back_changes_nothing(
-        stack: Stack, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        direct_stack: Stack, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Waits, the retry budget, the deadline and a URL's age are measured on the monotonic
     clock: the wall clock (``time.time``, as NTP or a resumed VM moves it) jumping a day
     ahead mid-run, then back, neither ends the run at its deadline nor makes a URL look
     expired. Not a request more than the parts need."""
+    stack = direct_stack
     path = make_file(workdir / "v.bin", SIZE, seed=67)
     key = stack.key("clock/wall.bin")
     real, offset = time.time, [0.0]
@@ -264,10 +269,11 @@ def test_urls_that_keep_expiring_on_the_way_stop_with_the_reason_not_a_storm(
 @pytest.mark.parametrize("gone_after", [2, 4],
                          ids=["while parts are read", "before the final check"])
 def test_an_fsspec_source_that_goes_away_stops_the_run_and_a_rerun_resumes(
-        stack: Stack, workdir: Path, gone_after: int) -> None:
+        direct_stack: Stack, workdir: Path, gone_after: int) -> None:
     """A source read through fsspec (``local://``, as a network file system would be)
     is renamed away once ``gone_after`` parts are done, then put back: the run stops with
     one line naming the file, and the next run sends only what S3 does not hold."""
+    stack = direct_stack
     path = make_file(workdir / "v.bin", SIZE, seed=66)
     away = workdir / "moved-away.bin"
     url = f"local://{path}"
