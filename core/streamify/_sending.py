@@ -224,9 +224,10 @@ class PartSending:
                 continue
             if action is Action.RESIGN and expired:
                 raise TransferError(
-                    f"{where}: the part took longer than its URL's {signed.expires_in} s "
-                    f"expiry to reach storage, twice ({reason}); raise url_expiry or "
-                    "lower the part size, then rerun to resume")
+                    f"{where}: storage refused it again ({reason}) once its URL's "
+                    f"{signed.expires_in} s expiry had passed: the PUT takes longer than "
+                    "that to be answered; raise url_expiry or lower the part size, then "
+                    "rerun to resume")
             if action is Action.RESIGN:
                 # A URL refused before its expiry by this machine's clock: signed wrongly
                 # for storage, whose clock may differ by more than the expiry from ours.
