@@ -21,6 +21,7 @@ control plane refused.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,6 +46,7 @@ from streamify import (
 )
 
 from ._errors import plain_error
+from ._subshells import as_the_page_addresses
 from ._widget import UploadWidget, make_control
 
 __all__ = ["BrowserUploader"]
@@ -94,6 +96,11 @@ class BrowserUploader(UploadWidget):
         self._own_control = control is None
         # Every call to storage or the API service rides out outages under the budget.
         self._calls = retrying(self.control, config)
+        # The page's requests are answered in the subshell it sends them to, so an upload
+        # goes on while a cell runs; a request sent before that subshell existed is answered
+        # in the main shell. One answer at a time, whichever thread it is in.
+        self._answering = threading.Lock()
+        as_the_page_addresses(self.comm)
         self.on_msg(self._on_request)
 
     def close(self) -> None:
@@ -129,7 +136,8 @@ class BrowserUploader(UploadWidget):
 
     def _on_request(self, _widget: object, content: dict[str, Any],
                     _buffers: Sequence[bytes]) -> None:
-        self.send(self.answer(content))
+        with self._answering:
+            self.send(self.answer(content))
 
     def _unfinished(self) -> str:
         """Which files have an unfinished upload at the destination, and how much of each S3

@@ -164,9 +164,31 @@ class NotebookPage:
         self.page.evaluate(
             "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()")
 
-    def run_all(self) -> None:
+    def run_all(self, *, wait: bool = True) -> None:
+        """Run every cell, as the Run menu does; ``wait``: until the last cell has run
+        (the command's promise), else return once the cells are queued."""
+        command = "window.jupyterapp.commands.execute('notebook:run-all-cells')"
+        self.page.evaluate(f"() => {command}" if wait else f"() => {{ {command}; }}")
+
+    @staticmethod
+    def _running(index: int) -> str:
+        return (f"() => window.jupyterapp.shell.currentWidget.content.widgets[{index}].model"
+                ".executionState === 'running'")
+
+    def cell_running(self, index: int) -> bool:
+        """Whether cell ``index`` runs now (its prompt shows ``[*]``). The kernel's status
+        cannot tell: the subshell that answers a widget says busy and idle too."""
+        running: bool = self.page.evaluate(self._running(index))
+        return running
+
+    def wait_for_cell_running(self, index: int, timeout: float = 30.0) -> None:
+        self.page.wait_for_function(self._running(index), timeout=timeout * 1000)
+
+    def interrupt_kernel(self) -> None:
+        """Interrupt the running cell, as the Kernel menu's Interrupt does."""
         self.page.evaluate(
-            "() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+            ".interrupt()")
 
     def widget(self, index: int = 0) -> Any:
         locator = self.page.locator(".streamify-upload").nth(index)
