@@ -247,7 +247,14 @@ class S3ControlPlane:
                                               written.timestamp() if written else None))
                 if not page.get("IsTruncated"):
                     return parts
-                marker = int(page["NextPartNumberMarker"])
+                after = int(page.get("NextPartNumberMarker") or 0)
+                if after <= marker:
+                    # Followed, it would ask for the same page again and again.
+                    raise EndpointError(
+                        f"listing parts of {destination.url}: S3 answered that more parts "
+                        f"follow part {marker} but named no part after it (a broken answer);"
+                        " rerun the same command to resume", transient=True)
+                marker = after
 
     def list_uploads(self, destination: Destination) -> list[OpenUpload]:
         uploads: list[OpenUpload] = []

@@ -174,3 +174,32 @@ def test_a_listing_cut_short_in_its_xml_is_never_read_as_fewer_parts(
     sent = (stack.s3.counts() - before).parts
     assert set(sent) == {(upload_id, 3), (upload_id, 4)}, sent
     assert object_sha256(stack.client, stack.bucket, key) == sha256_file(path)
+
+
+def _more_follow(body: bytes) -> bytes:
+    return body.replace(b"<IsTruncated>false</IsTruncated>", b"<IsTruncated>true</IsTruncated>")
+
+
+def test_a_part_listing_that_always_says_more_follow_ends_instead_of_looping(
+        mode_stack: tuple[Stack, str], workdir: Path) -> None:
+    """Every page of ListParts says more parts follow and names none past the last: the
+    listing is not followed round in circles; the run fails within its retry budget with
+    a line saying what S3 answered, and the upload it found stays whole for a rerun."""
+    stack, mode = mode_stack
+    path = make_file(workdir / "v.bin", SIZE, seed=45)
+    key = stack.key(f"corrupt/more-{mode}.bin")
+    state = workdir / "state"
+    upload_id = _paused(stack, path, key, state, mode)
+    stack.s3.rewrite_responses(_more_follow, count=10_000, match=_list_parts)
+    said = "more parts follow" if mode == "direct" else "busy or unavailable"
+    with pytest.raises(StreamifyError, match=said) as failed:
+        _run(stack, path, key, state, mode=mode)
+    stack.s3.disarm()
+    assert "\n" not in str(failed.value) and "rerun" in str(failed.value)
+    assert stack.s3.faults["rewrite"] <= 2 * CONFIG.max_attempts  # two pages per attempt
+    before = stack.s3.counts()
+    result, _ = _run(stack, path, key, state, mode=mode)
+    assert (result.status, result.upload_id, result.bytes_resumed) == (
+        "completed", upload_id, 2 * PART)
+    assert set((stack.s3.counts() - before).parts) == {(upload_id, 3), (upload_id, 4)}
+    assert object_sha256(stack.client, stack.bucket, key) == sha256_file(path)
