@@ -168,6 +168,8 @@ class StateStore:
         except FileNotFoundError:
             return
         except OSError as exc:
+            if self._local and not os.path.lexists(path):
+                return  # a read-only file system says so even of a file that is not there
             _log.warning("cannot remove resume state %s: %s; it names an upload that is "
                          "finished or gone (a rerun sees that in S3): remove the file once "
                          "the directory is writable again", path, self._trouble(exc))

@@ -70,46 +70,66 @@ def _list_uploads(method: str, target: str) -> bool:
 
 
 # ---------------------------------------------------------------------- the state directory
-def test_state_directory_full_while_the_upload_is_created(
-        direct_stack: Stack, workdir: Path) -> None:
-    """The disk fills between the check that the state can be written and the write: the
-    upload just created is aborted (one we cannot track is not left behind), not a byte
-    was sent, and the line names the directory, says it is full and what to do."""
+TROUBLE = {"full": "is full", "read-only": "not writable"}
+"""What goes wrong with the state directory, and what the line about it says."""
+
+
+def _spoil(state: Path, trouble: str) -> Callable[[], None]:
+    return (lambda: fill(state)) if trouble == "full" else (lambda: remount(state, "ro"))
+
+
+def _mend(state: Path, trouble: str) -> None:
+    if trouble == "full":
+        (state / "filler").unlink()
+    else:
+        remount(state, "rw")
+
+
+@pytest.mark.parametrize("trouble", list(TROUBLE))
+def test_state_directory_spoilt_while_the_upload_is_created(
+        direct_stack: Stack, workdir: Path, trouble: str) -> None:
+    """The directory fills up or turns read-only between the check that the state can be
+    written and the write: the upload just created is aborted (one we cannot track is not
+    left behind), not a byte was sent, and the line names the directory, says what is
+    wrong with it and what to do."""
     stack = direct_stack
     path = make_file(workdir / "v.bin", SIZE, seed=61)
-    key = stack.key("disk/create.bin")
+    key = stack.key(f"disk/create-{trouble}.bin")
     with tmpfs(workdir / "state") as state:
-        filling = _while_held(stack, _create, lambda: fill(state))
+        filling = _while_held(stack, _create, _spoil(state, trouble))
         with pytest.raises(StateStoreError) as refused:
             run_upload(stack, path, key, state, CONFIG)
         filling.join()
         message = str(refused.value)
         assert "\n" not in message, message
-        for said in (str(state), "is full", "rerun", "nothing was sent"):
+        for said in (str(state), TROUBLE[trouble], "rerun", "nothing was sent"):
             assert said in message, message
         assert stack.s3.counts().part_bytes == 0
         assert stack.open_uploads() == []
-        (state / "filler").unlink()
+        _mend(state, trouble)
         result, _ = run_upload(stack, path, key, state, CONFIG)
         assert result.status == "completed"
         assert _identical(stack, key, path)
 
 
-def test_state_directory_full_when_a_found_upload_saves_its_state(
-        direct_stack: Stack, workdir: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """An upload found by listing (its state lost) is saved anew; the disk fills while S3
-    is listed. The state is only a hint: the run goes on, resumes what S3 holds and says
-    in one line that the directory is full and a rerun would find the upload again."""
+@pytest.mark.parametrize("trouble", list(TROUBLE))
+def test_state_directory_spoilt_when_a_found_upload_saves_its_state(
+        direct_stack: Stack, workdir: Path, trouble: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """An upload found by listing (its state lost) is saved anew; the directory fills up
+    or turns read-only while S3 is listed. The state is only a hint: the run goes on,
+    resumes what S3 holds and says in one line what is wrong with the directory and that
+    a rerun would find the upload again."""
     stack = direct_stack
     path = make_file(workdir / "v.bin", SIZE, seed=62)
-    key = stack.key("disk/found.bin")
+    key = stack.key(f"disk/found-{trouble}.bin")
     with tmpfs(workdir / "state") as state:
         result, _ = run_upload(stack, path, key, state, CONFIG, pause_after=2)
         assert result.status == "paused"
         upload_id = stack.open_id(key)
         for document in state.glob("*.json"):
             document.unlink()
-        filling = _while_held(stack, _list_uploads, lambda: fill(state))
+        filling = _while_held(stack, _list_uploads, _spoil(state, trouble))
         before = stack.s3.counts()
         with caplog.at_level(logging.WARNING, logger="streamify"):
             result, _ = run_upload(stack, path, key, state, CONFIG)
@@ -121,11 +141,11 @@ def test_state_directory_full_when_a_found_upload_saves_its_state(
         assert _identical(stack, key, path)
         lines = [r.getMessage() for r in caplog.records if "resume state" in r.getMessage()]
         assert len(lines) == 1, lines
-        for said in (str(state), "is full", "rerun", upload_id):
+        for said in (str(state), TROUBLE[trouble], "rerun", upload_id):
             assert said in lines[0], lines[0]
 
 
-@pytest.mark.parametrize("trouble", ["full", "read-only"])
+@pytest.mark.parametrize("trouble", list(TROUBLE))
 def test_state_directory_full_or_read_only_while_parts_are_sent(
         direct_stack: Stack, workdir: Path, trouble: str, caplog: pytest.LogCaptureFixture) -> None:
     """Nothing is written to the state while parts go: the run completes. A state that
@@ -135,9 +155,9 @@ def test_state_directory_full_or_read_only_while_parts_are_sent(
     path = make_file(workdir / "v.bin", SIZE, seed=63)
     key = stack.key(f"disk/{trouble}.bin")
     with tmpfs(workdir / "state") as state:
-        act = (lambda: fill(state)) if trouble == "full" else (lambda: remount(state, "ro"))
         with caplog.at_level(logging.WARNING, logger="streamify"):
-            result, _ = run_upload(stack, path, key, state, CONFIG, on_event=_on_part(1, act))
+            result, _ = run_upload(stack, path, key, state, CONFIG,
+                                   on_event=_on_part(1, _spoil(state, trouble)))
         assert result.status == "completed"
         assert _identical(stack, key, path)
         left = list(state.glob("*.json"))
@@ -146,9 +166,9 @@ def test_state_directory_full_or_read_only_while_parts_are_sent(
             assert (left, lines) == ([], [])  # a full file system still lets a file go
             return
         assert len(left) == 1 and len(lines) == 1, (left, lines)
-        for said in (str(left[0]), "not writable", "remove the file"):
+        for said in (str(left[0]), TROUBLE[trouble], "remove the file"):
             assert said in lines[0], lines[0]
-        remount(state, "rw")
+        _mend(state, trouble)
         before = stack.s3.counts()
         again, _ = run_upload(stack, path, key, state, CONFIG)
         assert again.status == "completed"
