@@ -38,7 +38,7 @@ from tests.airflow._services import Airflow, wait_for
 from tests.airflow._support import MiB, sha256
 from tests.conftest import Bucket
 
-FILES = int(os.environ.get("STREAMIFY_MAPPED_FILES", "60"))
+FILES = int(os.environ.get("STREAMIFY_MAPPED_FILES", "40"))
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(300 + 3 * FILES)]
 
 DAG = Path(__file__).parent / "dags" / "streamify_test_mapped.py"
