@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The upload benchmarks in one command: installs what they need, brings up S3, takes the
 # machine's benchmark lock and runs throughput.py (one file, every contender interleaved)
-# and many_files.py (a directory of many files); results land in benchmarks/results/
-# (markdown, PNG chart, every run as JSON lines).
+# and many_files.py (a directory of many files), then airflow_mapped.py (a mapped Airflow
+# DAG beside the Amazon provider's, with the airflow extra); results land in
+# benchmarks/results/ (markdown, PNG chart, every run as JSON lines).
 #
 #   bash benchmarks/run.sh
 #
@@ -17,7 +18,8 @@
 #   runs before the next one (memstore keeps deleted data in RAM until then).
 #
 # Settings (environment): BENCH_SIZES (1GiB,4GiB), BENCH_ROUNDS (3), BENCH_SETS
-# (1000x1MiB,50x64MiB), BENCH_ONLY (throughput contenders, default all), BENCH_STOP_AT
+# (1000x1MiB,50x64MiB), BENCH_AIRFLOW_FILES (500; 0 skips airflow_mapped.py),
+# BENCH_ONLY (throughput contenders, default all), BENCH_STOP_AT
 # (UTC HH:MM: no upload starts after it), BENCH_OUT (benchmarks/results), BENCH_LOCK
 # (/tmp/streamify-heavy.lock).
 set -euo pipefail
@@ -74,3 +76,14 @@ if [ -n "${BENCH_ONLY:-}" ]; then only=(--only "$BENCH_ONLY"); fi
     "${common[@]}"
 .venv/bin/python benchmarks/many_files.py --sets "${BENCH_SETS:-1000x1MiB,50x64MiB}" \
     "${common[@]}"
+# Mapped ingestion in Airflow needs the airflow and celery extras and redis-server.
+if [ "${BENCH_AIRFLOW_FILES:-500}" != 0 ]; then
+    if .venv/bin/python -c "import airflow.providers.amazon, airflow.providers.celery" \
+            2>/dev/null && [ -x /usr/bin/redis-server ]; then
+        .venv/bin/python benchmarks/airflow_mapped.py --files "${BENCH_AIRFLOW_FILES:-500}" \
+            --between "$between" --out "$out"
+    else
+        echo "airflow_mapped.py skipped: needs bash scripts/setup.sh server,airflow,celery" \
+            "and redis-server (apt-get install redis-server)" >&2
+    fi
+fi
