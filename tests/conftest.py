@@ -120,7 +120,8 @@ def state_dir(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> str:
 # schedulers and workers) in one, every other test in the other, in collection order. The
 # lanes are given to xdist as the groups of its scheduler (xdist 3.8's own ``xdist_group``
 # suffix is not applied under pytest 9).
-WAITING_LANE = ("tests/faults/test_outages.py", "tests/page/test_resume.py", "tests/airflow/")
+WAITING_LANE = ("tests/faults/test_outages.py", "tests/page/test_resume.py", "tests/airflow/",
+                "tests/faults/test_storage_restart.py")
 
 
 def lane_of(nodeid: str) -> str:

@@ -187,9 +187,12 @@ def run_upload(stack: Stack, path: str | Path, key: str, state: Path,
 
 
 @contextlib.contextmanager
-def open_stack(endpoint: str, *, services: int = 1) -> Iterator[Stack]:
+def open_stack(endpoint: str, *, services: int = 1, keep_bucket: bool = False,
+               ) -> Iterator[Stack]:
     """A fresh bucket on ``endpoint`` with the proxies and ``services`` API processes (the
-    api proxy points at the first); everything is removed afterwards."""
+    api proxy points at the first); everything is removed afterwards, but the emptied bucket
+    with ``keep_bucket`` (on a cluster wiped afterwards: radosgw deletes a bucket only once
+    every radosgw watching it answers, or a killed one's watch times out, about 30 s)."""
     from streamify._s3control import s3_client
 
     client = s3_client(endpoint_url=endpoint, region="us-east-1")
@@ -214,4 +217,5 @@ def open_stack(endpoint: str, *, services: int = 1) -> Iterator[Stack]:
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
             for item in page.get("Contents", []):
                 client.delete_object(Bucket=bucket, Key=item["Key"])
-        client.delete_bucket(Bucket=bucket)
+        if not keep_bucket:
+            client.delete_bucket(Bucket=bucket)

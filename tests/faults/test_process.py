@@ -185,17 +185,12 @@ def test_two_service_instances_one_killed_the_upload_carries_on(
         assert stack.open_uploads() == []
 
 
-def test_radosgw_restart_is_not_done_on_this_shared_machine() -> None:
-    pytest.skip("radosgw restarted mid-upload: not run here (the one radosgw is shared by "
-                "other test runs); test_s3_server_restarted_mid_upload restarts a moto "
-                "server instead, which loses every upload, as storage that lost its state")
-
-
 def test_s3_server_restarted_mid_upload(workdir: Path) -> None:
     """moto keeps uploads in memory, so its restart is storage losing the upload (and the
     bucket): the run fails with one clear line, and once the bucket is back a rerun starts
     afresh and ends with an identical object. A restart of storage that keeps its state
-    (radosgw, S3) is the shorter case: retries and resume."""
+    (radosgw, S3) is the shorter case, retries alone: test_storage_restart.py restarts a
+    private radosgw."""
     from tests.conftest import free_port
 
     port = free_port()
