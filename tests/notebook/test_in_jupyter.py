@@ -314,14 +314,16 @@ def test_browser_uploader_signs_again_when_a_url_expired(
         jupyter: JupyterServer, page: Any, real_bucket: Bucket, tmp_path: Path) -> None:
     source = make_file(tmp_path / "late.mov", 15 * MiB, seed=7)
     name = write_notebook(jupyter.root / "expiry.ipynb", [browser_cell(real_bucket, None).replace(
-        "concurrency=2", "concurrency=1, url_expiry=3").replace("'8MiB'", "'5MiB'")])
+        "concurrency=2", "concurrency=1, url_expiry=10").replace("'8MiB'", "'5MiB'")])
     held_back: set[int] = set()
 
     def hold_first_attempt(route: Any) -> None:
+        # Part 2's first URL only: a fresh URL is given all of its 10 s, which a loaded
+        # machine may need between signing and storage.
         number = PartPuts._part(route.request)
-        if number is not None and number not in held_back:
+        if number == 2 and number not in held_back:
             held_back.add(number)
-            time.sleep(4.5)  # the URL, valid for 3 s, expires on the way
+            time.sleep(11.5)  # the URL, valid for 10 s, expires on the way
         route.continue_()
 
     page.route("**/browser/late.mov?*", hold_first_attempt)
@@ -333,11 +335,11 @@ def test_browser_uploader_signs_again_when_a_url_expired(
     widget.locator("input[type=file]").set_input_files(str(source))
     assert notebook.wait_for_status(widget, "completed", "failed") == "completed", \
         widget.locator(".streamify-error").inner_text()
-    assert held_back == {1, 2, 3}
+    assert held_back == {2}
     # radosgw answers the expired URL with a 403 that carries no CORS headers, so the page
     # sees a failed request; it signs the part again and the fresh URL goes through.
-    assert puts.started == [1, 1, 2, 2, 3, 3] and puts.finished == [1, 2, 3]
-    assert all(puts.urls[i] != puts.urls[i + 1] for i in (0, 2, 4)), "the URL was not re-signed"
+    assert puts.started == [1, 2, 2, 3] and puts.finished == [1, 2, 3]
+    assert puts.urls[1] != puts.urls[2], "the URL was not re-signed"
     assert sha256_of_object(real_bucket, "browser/late.mov") == sha256_of_file(source)
 
 

@@ -200,11 +200,14 @@ def test_unready_when_storage_is_unreachable_or_hangs(moto_bucket: Bucket) -> No
 def test_storage_is_asked_at_most_once_a_second(moto_bucket: Bucket) -> None:
     proxy = WireProxy(moto_bucket.endpoint)
     try:
-        with serving(Bucket(proxy.url, moto_bucket.name, moto_bucket.client)) as served:
+        with serving(Bucket(proxy.url, moto_bucket.name, moto_bucket.client),
+                     ready_timeout=30) as served:  # as long as a loaded machine needs
+            started = time.monotonic()
             for _ in range(20):
                 assert httpx.get(f"{served.url}/readyz").status_code == 200
+            seconds = time.monotonic() - started
             heads = [r for r in proxy.requests if r[0] == "HEAD"]
-            assert 1 <= len(heads) <= 2, heads
+            assert 1 <= len(heads) <= 2 + seconds, (heads, seconds)
     finally:
         proxy.close()
 
