@@ -53,6 +53,8 @@ def log_records(api: Api) -> list[dict[str, Any]]:
 def serving(bucket: Bucket, **overrides: Any) -> Iterator[Api]:
     """The service for ``bucket``, every log line from now on captured as ``streamify
     serve`` writes it (``JsonLogFormatter``)."""
+    # Readiness checks get all the time a loaded machine may need, unless a test says.
+    overrides.setdefault("ready_timeout", 30)
     with running_api(bucket, **overrides) as api:
         api.capture.setFormatter(JsonLogFormatter())
         api.capture.lines.clear()  # the server's start, before the formatter was set
@@ -128,9 +130,8 @@ def test_problems_are_counted_by_reason_and_storage_errors_by_code(
     assert value(samples, "streamify_http_requests_total", route="(unmatched)",
                  method="GET", status="404") == 1
 
-    # A storage that answers is given all the time a loaded test machine may need.
     dead = Bucket(f"http://127.0.0.1:{free_port()}", moto_bucket.name, moto_bucket.client)
-    with serving(dead, ready_timeout=30) as served:
+    with serving(dead) as served:
         assert_problem(served.client().post("/v1/uploads", json={
             "filename": "a", "size": 1}), 502, "storage-unreachable")
         samples = scrape(served)
@@ -168,16 +169,15 @@ def _wait_ready(served: Api) -> None:
 
 
 def test_unready_when_storage_is_unreachable_or_hangs(moto_bucket: Bucket) -> None:
-    # A storage that answers is given all the time a loaded test machine may need.
     dead = Bucket(f"http://127.0.0.1:{free_port()}", moto_bucket.name, moto_bucket.client)
-    with serving(dead, ready_timeout=30) as served:
+    with serving(dead) as served:
         answer = httpx.get(f"{served.url}/readyz")
         assert (answer.status_code, answer.json()["checks"]["storage"]) == (
             503, "EndpointConnectionError")
         assert httpx.get(f"{served.url}/healthz").status_code == 200
 
     missing = Bucket(moto_bucket.endpoint, "no-such-bucket-here", moto_bucket.client)
-    with serving(missing, ready_timeout=30) as served:
+    with serving(missing) as served:
         answer = httpx.get(f"{served.url}/readyz")
         assert (answer.status_code, answer.json()["checks"]["storage"]) == (503, "404")
 
@@ -200,8 +200,7 @@ def test_unready_when_storage_is_unreachable_or_hangs(moto_bucket: Bucket) -> No
 def test_storage_is_asked_at_most_once_a_second(moto_bucket: Bucket) -> None:
     proxy = WireProxy(moto_bucket.endpoint)
     try:
-        with serving(Bucket(proxy.url, moto_bucket.name, moto_bucket.client),
-                     ready_timeout=30) as served:  # as long as a loaded machine needs
+        with serving(Bucket(proxy.url, moto_bucket.name, moto_bucket.client)) as served:
             started = time.monotonic()
             for _ in range(20):
                 assert httpx.get(f"{served.url}/readyz").status_code == 200
@@ -233,7 +232,7 @@ def test_ready_on_real_storage_and_not_for_a_missing_bucket(real_bucket: Bucket)
     with serving(real_bucket) as served:
         assert httpx.get(f"{served.url}/readyz").json()["checks"]["storage"] == "ok"
     missing = Bucket(real_bucket.endpoint, "no-such-bucket-here", real_bucket.client)
-    with serving(missing, ready_timeout=30) as served:
+    with serving(missing) as served:
         answer = httpx.get(f"{served.url}/readyz")
         assert (answer.status_code, answer.json()["checks"]["storage"]) == (503, "404")
 
@@ -259,9 +258,8 @@ def test_request_ids_are_echoed_made_and_on_every_line_of_the_request(
 
 
 def test_storage_failures_are_logged_with_the_request_id(moto_bucket: Bucket) -> None:
-    # A storage that answers is given all the time a loaded test machine may need.
     dead = Bucket(f"http://127.0.0.1:{free_port()}", moto_bucket.name, moto_bucket.client)
-    with serving(dead, ready_timeout=30) as served:
+    with serving(dead) as served:
         answer = served.client().post("/v1/uploads", json={"filename": "a", "size": 1},
                                       headers={"X-Request-ID": "trace-1"})
         assert answer.status_code == 502
