@@ -1,23 +1,21 @@
-"""``python -m tests.faults``: the fault soak, by hand; prints every upload and the summary.
+"""``python -m tests.faults``: the fault soak, by hand; prints every upload, each seed's
+summary (with its front end x fault kind counts) and the per-seed table.
 
-The short run (CI runs it as ``tests/faults/test_soak.py``)::
+The short run (CI runs a smaller one as ``tests/faults/test_soak.py``)::
 
-    python -m tests.faults --uploads 50 --max-size 24MiB
+    python -m tests.faults --uploads 20 --max-size 24MiB --seeds 1,2,3
 
-The long soak, against the real S3 server (``source /tmp/rgw.env`` first)::
+The long soak, on a private radosgw (``../shared/s3/rgw-up.sh`` builds it beside the shared
+one, with its own directory and ports; wiped afterwards), so that the storage restart is
+in the mix too; its garbage collection runs after each upload, so its memory holds one
+upload at a time::
 
     python -m tests.faults --uploads 50 --max-size 512MiB --part-size 8MiB --concurrency 4 \\
-        --endpoint "$S3_ENDPOINT_URL"
+        --seeds 1,2,3 --private-rgw
 
-Without ``--endpoint`` it starts moto's S3 server on loopback. Each object is deleted once
-verified, but radosgw frees deleted data only when its garbage collection runs (hours
-later by default), so the storage would have to hold every byte the soak sends: about
-``uploads x max_size / 2`` (12.5 GiB for the command above). ``--rgw-gc CONF`` runs
-``radosgw-admin -c CONF gc process --include-all`` after each upload, so a radosgw that
-keeps its data in memory needs room for one upload at a time::
-
-    python -m tests.faults --uploads 50 --max-size 512MiB --part-size 8MiB --concurrency 4 \
-        --endpoint "$S3_ENDPOINT_URL" --rgw-gc /tmp/rgw/cluster/ceph.conf
+``--endpoint URL`` runs against another S3 server (``--rgw-gc CONF`` for its garbage
+collection); with neither, against moto's S3 server on loopback. The storage restart is
+available only with ``--private-rgw``.
 
 Exit status 1 if any upload was not verified byte-identical, re-sent too much, or left a
 multipart upload open.
@@ -36,7 +34,8 @@ from pathlib import Path
 
 from streamify import parse_size
 
-from tests.faults._soak import SoakSettings, run_soak
+from tests.faults._rgw import PrivateRgw, private_rgw
+from tests.faults._soak import FRONT_ENDS, Ledger, SoakSettings, run_soak, table
 from tests.faults._stack import open_stack
 
 
@@ -68,34 +67,73 @@ def _rgw_gc(conf: Path) -> Callable[[], None]:
     return collect
 
 
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise SystemExit(f"--seeds {text!r}: give seeds as integers separated by commas, "
+                         "e.g. 1,2,3") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.faults", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--uploads", type=int, default=50)
+    parser.add_argument("--uploads", type=int, default=50, help="uploads per seed")
     parser.add_argument("--max-size", default="24MiB")
     parser.add_argument("--part-size", default="5MiB")
     parser.add_argument("--concurrency", type=int, default=3)
-    parser.add_argument("--rate", type=float, default=0.10)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--endpoint", help="an S3 endpoint (default: moto on loopback)")
+    parser.add_argument("--rate", type=float, default=0.10,
+                        help="share of requests meeting a network fault")
+    parser.add_argument("--fault-rate", type=float, default=0.5,
+                        help="share of uploads meeting a process, data, storage restart or "
+                             "API service restart fault")
+    parser.add_argument("--seeds", default="1", help="comma-separated, e.g. 1,2,3")
+    parser.add_argument("--seed", type=int, help="one seed (same as --seeds N)")
+    parser.add_argument("--front-ends", default=",".join(FRONT_ENDS))
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--endpoint", help="an S3 endpoint (default: moto on loopback)")
+    where.add_argument("--private-rgw", action="store_true",
+                       help="build a private radosgw for the run (storage restarts too)")
     parser.add_argument("--rgw-gc", metavar="CONF", type=Path,
                         help="radosgw's ceph.conf: run its garbage collection after each upload")
     args = parser.parse_args(argv)
-    settings = SoakSettings(uploads=args.uploads, max_size=parse_size(args.max_size),
-                            part_size=parse_size(args.part_size),
-                            concurrency=args.concurrency, rate=args.rate, seed=args.seed,
-                            after_each=_rgw_gc(args.rgw_gc) if args.rgw_gc else None)
+    seeds = [args.seed] if args.seed is not None else _seeds(args.seeds)
+    front_ends = tuple(name for name in args.front_ends.split(",") if name)
+    if not set(front_ends) <= set(FRONT_ENDS) or not front_ends:
+        raise SystemExit(f"--front-ends: choose among {', '.join(FRONT_ENDS)}")
     for name, value in (("AWS_ACCESS_KEY_ID", "streamify-test"),
                         ("AWS_SECRET_ACCESS_KEY", "streamify-test-secret"),
                         ("AWS_DEFAULT_REGION", "us-east-1")):
         os.environ.setdefault(name, value)
+    ledgers: list[Ledger] = []
     with contextlib.ExitStack() as stack:
-        endpoint = args.endpoint or stack.enter_context(_moto())
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="faults-")))
-        running = stack.enter_context(open_stack(endpoint))
-        ledger = run_soak(running, settings, workdir, report=print)
-    print(ledger.summary())
-    return 1 if ledger.problems else 0
+        rgw: PrivateRgw | None = None
+        gc = _rgw_gc(args.rgw_gc) if args.rgw_gc else None
+        if args.private_rgw:
+            rgw = stack.enter_context(private_rgw(workdir / "rgw"))
+            os.environ.update(AWS_ACCESS_KEY_ID=rgw.access_key,
+                              AWS_SECRET_ACCESS_KEY=rgw.secret_key)
+            endpoint = rgw.endpoint
+            gc = _rgw_gc(rgw.conf)
+        else:
+            endpoint = args.endpoint or stack.enter_context(_moto())
+        # One bucket for every seed: after a radosgw restart, a bucket is created or
+        # deleted only once the killed daemon's watch times out (about 30 s).
+        running = stack.enter_context(open_stack(endpoint, keep_bucket=rgw is not None))
+        for seed in seeds:
+            settings = SoakSettings(uploads=args.uploads, max_size=parse_size(args.max_size),
+                                    part_size=parse_size(args.part_size),
+                                    concurrency=args.concurrency, rate=args.rate,
+                                    fault_rate=args.fault_rate, seed=seed,
+                                    front_ends=front_ends, after_each=gc, rgw=rgw)
+            seed_dir = workdir / f"seed-{seed}"
+            seed_dir.mkdir()
+            ledger = run_soak(running, settings, seed_dir, report=print)
+            print(ledger.summary(), flush=True)
+            ledgers.append(ledger)
+    print("\nper seed:\n" + table(ledgers))
+    return 1 if any(ledger.problems for ledger in ledgers) else 0
 
 
 if __name__ == "__main__":

@@ -10,23 +10,17 @@ removed by ``rgw-down.sh --wipe`` after it.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shlex
-import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import streamify
-import urllib3
 from streamify import UploadConfig
 
-from tests.conftest import free_port
+from tests.faults._rgw import SCRIPTS, PrivateRgw, RgwUnavailable
+from tests.faults._rgw import private_rgw as private_rgw_cluster
 from tests.faults._stack import Stack, object_sha256, open_stack, run_upload, sha256_file
 from tests.helpers import make_file
 
@@ -36,73 +30,24 @@ MiB = 1024 * 1024
 PART = 5 * MiB
 CONCURRENCY = 3
 SIZE = 6 * PART + 7
-SCRIPTS = Path(__file__).parents[2].parent / "shared" / "s3"
 CONFIG = UploadConfig(part_size=PART, concurrency=CONCURRENCY, bwlimit=8 * MiB,
                       connect_timeout=2.0, read_timeout=10.0, backoff_base=0.1,
                       backoff_max=1.0)
 
 
-@dataclass
-class PrivateRgw:
-    """A radosgw of its own: ``restart()`` SIGKILLs the daemon (the mon and the OSD, which
-    holds every part, stay up) and starts it again with the same configuration."""
-
-    directory: Path
-    endpoint: str
-    restarts: int = 0
-
-    @property
-    def _cluster(self) -> Path:
-        return self.directory / "cluster"
-
-    def pid(self) -> int:
-        return int((self._cluster / "run" / "client.rgw.pid").read_text().strip())
-
-    def restart(self, down: float = 2.0, timeout: float = 60.0) -> None:
-        pid = self.pid()
-        os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(down)
-        subprocess.run(["radosgw", "-c", str(self._cluster / "ceph.conf"), "-n", "client.rgw"],
-                       check=True)
-        http = urllib3.PoolManager(retries=False, timeout=2.0)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(urllib3.exceptions.HTTPError):
-                if http.request("GET", f"{self.endpoint}/").status == 200:
-                    self.restarts += 1
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"radosgw did not answer on {self.endpoint} in {timeout} s")
-
-
 @pytest.fixture(scope="module")
 def private_rgw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRgw]:
-    up, down = SCRIPTS / "rgw-up.sh", SCRIPTS / "rgw-down.sh"
-    if not up.is_file():
-        pytest.skip(f"storage restart skipped: {up} is missing (the shared/s3 scripts beside "
-                    "the repository start a private radosgw for it)")
-    directory = tmp_path_factory.mktemp("rgw")
-    env = {**os.environ, "RGW_DIR": str(directory), "RGW_PORT": str(free_port()),
-           "MON_PORT": str(free_port()), "SKIP_APT": "1"}
+    if not (SCRIPTS / "rgw-up.sh").is_file():
+        pytest.skip(f"storage restart skipped: {SCRIPTS / 'rgw-up.sh'} is missing (the "
+                    "shared/s3 scripts beside the repository start a private radosgw for it)")
     try:
-        started = subprocess.run(["bash", str(up)], env=env, capture_output=True, text=True,
-                                 timeout=180)
-        if started.returncode != 0:
-            pytest.fail(f"rgw-up.sh failed ({started.returncode}): {started.stderr[-2000:]}")
-        exported = {}
-        for line in started.stdout.splitlines()[-3:]:
-            name, _, value = line.removeprefix("export ").partition("=")
-            exported[name] = shlex.split(value)[0]
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("AWS_ACCESS_KEY_ID", exported["AWS_ACCESS_KEY_ID"])
-            patch.setenv("AWS_SECRET_ACCESS_KEY", exported["AWS_SECRET_ACCESS_KEY"])
-            yield PrivateRgw(directory, exported["S3_ENDPOINT_URL"])
-    finally:
-        subprocess.run(["bash", str(down), "--wipe"], env=env, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=60, check=False)
+        with private_rgw_cluster(tmp_path_factory.mktemp("rgw")) as rgw, \
+                pytest.MonkeyPatch.context() as patch:
+            patch.setenv("AWS_ACCESS_KEY_ID", rgw.access_key)
+            patch.setenv("AWS_SECRET_ACCESS_KEY", rgw.secret_key)
+            yield rgw
+    except RgwUnavailable as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="module")
