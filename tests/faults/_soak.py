@@ -32,7 +32,9 @@ error and a state a rerun finishes. Checked per trial and for the run: zero corr
 objects, zero silent truncations, bytes re-sent per fault at most ``concurrency x
 part_size`` (counted on the wire; exempt: an upload whose parts someone else aborted, a
 changed source aborted and sent again, a killed stream sent again from its first byte), no
-resume state left behind, no multipart upload left open at the end.
+part S3 held when an uploader was SIGKILLed or a between-runs fault struck sent again (S3's
+ListParts at that moment against the proxy's bytes per part), no resume state left behind,
+no multipart upload left open at the end.
 """
 
 from __future__ import annotations
@@ -153,6 +155,9 @@ class Trial:
     resumes: int = 0
     restarts: int = 0
     wire_bytes: int = 0
+    held: dict[tuple[str, int], int] = field(default_factory=dict)
+    """Parts S3 held (upload id, number) when a SIGKILL or a between-runs fault struck, with
+    the bytes the proxy had seen of each then: none of them may cross the wire again."""
     verified: bool = False
     problem: str = ""
 
@@ -386,8 +391,10 @@ class _Runner:
                 special = rng.choice([name for name in SPECIAL[kind]
                                       if (front_end, name) not in NOT_APPLICABLE])
         mode = rng.choice(("direct", "api"))
-        if kind == "api restart" or front_end == "fsspec":
-            mode = "api" if kind == "api restart" else "direct"
+        if front_end == "fsspec":
+            mode = "direct"  # see NOT_APPLICABLE
+        elif kind == "api restart":
+            mode = "api"
         roll = rng.random()
         if special in MID_UPLOAD:
             size = rng.randint(2 * s.part_size, max(2 * s.part_size, s.max_size))
@@ -416,8 +423,9 @@ class _Runner:
                     self._disarm(trial)  # a user's last rerun on a network that recovered
                 done = self._attempt(trial, path, state)
             self._disarm(trial)
-            trial.wire_bytes = self.stack.s3.counts().part_bytes - before
-            self._verify(trial, path, state)
+            counts = self.stack.s3.counts()
+            trial.wire_bytes = counts.part_bytes - before
+            self._verify(trial, path, state, counts.parts)
         finally:
             path.unlink(missing_ok=True)
             # Verified objects go at once: a long soak would otherwise fill the storage
@@ -488,6 +496,8 @@ class _Runner:
         trigger = None
         if fault:
             action = self._fault_action(fault, trial, path, child)
+            if fault == "SIGKILL uploader" and trial.front_end != "fsspec":
+                action = self._noting_held(trial, action)
             threshold = int(trial.size * self.rng.uniform(0.15, 0.6))
             trigger = _Trigger(self.stack, self.stack.s3.counts().part_bytes, threshold,
                                action)
@@ -558,6 +568,27 @@ class _Runner:
             return restart
         raise AssertionError(fault)
 
+    def _noting_held(self, trial: Trial, action: Callable[[], None]) -> Callable[[], None]:
+        def act() -> None:
+            held = self._held(trial.key)
+            action()
+            wire = self.stack.s3.counts().parts
+            trial.held = {part: wire.get(part, 0) for part in held}
+        return act
+
+    def _held(self, key: str) -> dict[tuple[str, int], int]:
+        """The parts S3 holds in the open uploads to ``key``, asked of S3 itself."""
+        stack = self.stack
+        held: dict[tuple[str, int], int] = {}
+        for upload in stack.open_uploads():
+            if upload["Key"] != key:
+                continue
+            for page in stack.client.get_paginator("list_parts").paginate(
+                    Bucket=stack.bucket, Key=key, UploadId=upload["UploadId"]):
+                held.update({(upload["UploadId"], part["PartNumber"]): part["Size"]
+                             for part in page.get("Parts", [])})
+        return held
+
     def _user_abort(self, trial: Trial, state: Path) -> None:
         """``streamify abort DEST``, as the user runs it."""
         command = [sys.executable, "-m", "streamify", "abort",
@@ -616,11 +647,13 @@ class _Runner:
         trial.faults.append(kind)
         self.ledger.injected[kind] += 1
         open_ids = [u["UploadId"] for u in stack.open_uploads() if u["Key"] == trial.key]
+        overwritten: set[tuple[str, int]] = set()
         if kind == "part overwritten" and open_ids:
             listed = stack.client.list_parts(Bucket=stack.bucket, Key=trial.key,
                                              UploadId=open_ids[0]).get("Parts", [])
             if listed:
                 victim = listed[0]
+                overwritten.add((open_ids[0], victim["PartNumber"]))
                 stack.client.upload_part(Bucket=stack.bucket, Key=trial.key,
                                          UploadId=open_ids[0], PartNumber=victim["PartNumber"],
                                          Body=os.urandom(victim["Size"]))
@@ -639,10 +672,15 @@ class _Runner:
         elif kind == "source touched":
             stat = path.stat()
             os.utime(path, (stat.st_atime, stat.st_mtime + 60))
+        # The part overwritten behind its back is the one part held that goes again.
+        wire = stack.s3.counts().parts
+        trial.held = {part: wire.get(part, 0) for part in self._held(trial.key)
+                      if part not in overwritten}
         return False
 
     # ------------------------------------------------------------------ the verdict
-    def _verify(self, trial: Trial, path: Path, state: Path) -> None:
+    def _verify(self, trial: Trial, path: Path, state: Path,
+                wire: dict[tuple[str, int], int]) -> None:
         stack = self.stack
         left_open = [u for u in stack.open_uploads() if u["Key"] == trial.key]
         try:
@@ -666,8 +704,13 @@ class _Runner:
             trial.problem = f"{len(left_open)} upload(s) left open beside the object"
         elif any(state.glob("*.json")):
             trial.problem = "a resume state was left behind for a completed upload"
+        again = sorted(n for (upload_id, n), seen in trial.held.items()
+                       if wire.get((upload_id, n), 0) > seen)
         bound = max(1, len(trial.faults)) * self.settings.concurrency * self.settings.part_size
-        if trial.resent > bound and not trial.exempt:
+        if again:
+            trial.problem = (f"part(s) {again} that S3 held when {trial.special} struck "
+                             "crossed the wire again")
+        elif trial.resent > bound and not trial.exempt:
             trial.problem = (f"re-sent {trial.resent} bytes for {len(trial.faults)} fault(s), "
                              f"above {bound}")
 

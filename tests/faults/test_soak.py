@@ -1,5 +1,5 @@
 """The short fault soak (the long one is ``python -m tests.faults``, see its docstring): 10
-uploads of 0 to 12 MiB, two through each front end (the command, the Python API, an
+uploads of 0 to 24 MiB, 2 parts at a time, two through each front end (the command, the Python API, an
 fsspec stream, the notebook ``Uploader``, the Airflow operator), straight to S3 and
 through the API service, under a 10 % network fault rate, and half of them meeting a
 process, data or API service restart fault as well. Its summary is printed.
@@ -21,7 +21,7 @@ MiB = 1024 * 1024
 
 def test_short_soak_loses_nothing_through_any_front_end(stack: Stack, workdir: Path) -> None:
     settings = SoakSettings(uploads=int(os.environ.get("FAULTS_UPLOADS", "10")),
-                            max_size=12 * MiB, fault_rate=0.6,
+                            max_size=24 * MiB, concurrency=2, fault_rate=0.6,
                             seed=int(os.environ.get("FAULTS_SEED", "1")))
     ledger = run_soak(stack, settings, workdir)
     summary = ledger.summary()
