@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The upload benchmarks in one command: installs what they need, brings up S3, takes the
 # machine's benchmark lock and runs throughput.py (one file, every contender interleaved)
-# and many_files.py (a directory of many files), then airflow_mapped.py (a mapped Airflow
-# DAG beside the Amazon provider's, with the airflow extra); results land in
+# and many_files.py (a directory of many files), companion.py (the API service beside
+# Uppy's Companion, with Node.js), then airflow_mapped.py (a mapped Airflow DAG beside the
+# Amazon provider's, with the airflow extra); results land in
 # benchmarks/results/ (markdown, PNG chart, every run as JSON lines).
 #
 #   bash benchmarks/run.sh
@@ -19,6 +20,7 @@
 #
 # Settings (environment): BENCH_SIZES (1GiB,4GiB), BENCH_ROUNDS (3), BENCH_SETS
 # (1000x1MiB,50x64MiB), BENCH_AIRFLOW_FILES (500; 0 skips airflow_mapped.py),
+# BENCH_COMPANION (1; 0 skips companion.py), BENCH_COMPANION_SECONDS (5),
 # BENCH_ONLY (throughput contenders, default all), BENCH_STOP_AT
 # (UTC HH:MM: no upload starts after it), BENCH_OUT (benchmarks/results), BENCH_LOCK
 # (/tmp/streamify-heavy.lock).
@@ -76,6 +78,17 @@ if [ -n "${BENCH_ONLY:-}" ]; then only=(--only "$BENCH_ONLY"); fi
     "${common[@]}"
 .venv/bin/python benchmarks/many_files.py --sets "${BENCH_SETS:-1000x1MiB,50x64MiB}" \
     "${common[@]}"
+# The API service beside Uppy's Companion (@uppy/companion from npm, pinned in
+# benchmarks/companion/package-lock.json): needs Node.js 20 and npm.
+if [ "${BENCH_COMPANION:-1}" != 0 ]; then
+    if command -v npm >/dev/null; then
+        (cd benchmarks/companion && npm ci --no-audit --no-fund --silent)
+        .venv/bin/python benchmarks/companion.py --out "$out" \
+            --seconds "${BENCH_COMPANION_SECONDS:-5}"
+    else
+        echo "companion.py skipped: needs Node.js 20 and npm (apt-get install nodejs npm)" >&2
+    fi
+fi
 # Mapped ingestion in Airflow needs the airflow and celery extras and redis-server.
 if [ "${BENCH_AIRFLOW_FILES:-500}" != 0 ]; then
     if .venv/bin/python -c "import airflow.providers.amazon, airflow.providers.celery" \
