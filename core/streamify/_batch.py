@@ -21,7 +21,6 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
@@ -162,6 +161,8 @@ def _parts_in_flight(file: BatchFile) -> int:
         size = os.stat(file.source).st_size
     except OSError:
         return file.config.concurrency
+    if size <= file.config.part_size:
+        return 1  # one part, whatever the plan (no plan made for each small file)
     return min(file.config.concurrency, plan_parts(size, file.config.part_size).count)
 
 
@@ -224,28 +225,47 @@ class UploadBatch:
 
     def _run_all(self, files: Sequence[BatchFile], outcome: BatchOutcome) -> None:
         """Give each file its memory in the order of ``files`` (first come, first
-        served), then its own thread."""
+        served), then a thread: each of a fixed set of threads takes the next file,
+        waits for its memory, uploads it, and takes the next (no task or future per
+        file: a directory of small files costs this loop little)."""
         if not files:
             return
-        pool = ThreadPoolExecutor(min(len(files), self._budget.parts),
-                                  thread_name_prefix="streamify-file")
-        futures = []
+        queue = iter(files)
+        turn = threading.Lock()  # one thread at a time takes a file and its memory
+        faults: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                while True:
+                    with turn:
+                        file = None if self._stopped is not None else next(queue, None)
+                        if file is None:
+                            return
+                        parts = self._budget.take(_parts_in_flight(file))
+                    if self._stopped is not None:
+                        self._budget.give_back(parts)
+                        return
+                    self._run_one(file, parts, outcome)
+            except BaseException as fault:  # a fault of the batch itself, not of a file
+                faults.append(fault)
+                self.pause()
+
+        threads = [threading.Thread(target=work, name=f"streamify-file-{n}", daemon=True)
+                   for n in range(min(len(files), self._budget.parts))]
+        for thread in threads:
+            thread.start()
         try:
-            for file in files:
-                parts = self._budget.take(_parts_in_flight(file))
-                if self._stopped is not None:
-                    self._budget.give_back(parts)
-                    break
-                futures.append(pool.submit(self._run_one, file, parts, outcome))
-            wait(futures)
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(0.5)  # in steps: the main thread still gets Ctrl-C
         except BaseException:
             # Ctrl-C: finish the parts in flight, start nothing new; a repeat resumes.
             self.pause()
+            for thread in threads:
+                thread.join()
             raise
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-        for future in futures:
-            future.result()  # a fault of the batch itself, not of a file
+        if faults:
+            raise faults[0]
 
     def _list_destinations(self, files: Sequence[BatchFile]) -> None:
         """List each control plane's destinations once, where that is cheaper than a HEAD

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -28,6 +29,7 @@ from ._errors import (
     StreamifyError,
     UploadGoneError,
 )
+from ._presign import Presigner
 from ._retry import DENIED_CODES, Action, classify_network, classify_status, parse_retry_after
 
 if TYPE_CHECKING:
@@ -146,6 +148,9 @@ class S3ControlPlane:
         self._session = session
         self._client_kwargs = dict(client_kwargs or {})
         self._lock = threading.Lock()
+        # Presigning without botocore's request machinery, for a client built here and
+        # addressed path-style at an explicit endpoint (decided on first use).
+        self._presigner: Presigner | bool | None = None if client is None else False
 
     @property
     def client(self) -> S3Client:
@@ -208,8 +213,9 @@ class S3ControlPlane:
                 }
                 headers: dict[str, str] = {}
                 _sign_body(part, params, headers)
-                url = self.client.generate_presigned_url(
-                    "upload_part", Params=params, ExpiresIn=expires_in)
+                url = self._presign(
+                    "upload_part", params, headers, expires_in,
+                    {"partNumber": str(part.number), "uploadId": upload_id})
                 signed.append(SignedPart(part.number, url, headers, expires_in))
         return signed
 
@@ -224,9 +230,40 @@ class S3ControlPlane:
             headers.update({f"x-amz-meta-{name}": value for name, value in metadata.items()})
         _sign_body(part, params, headers)
         with self._errors("signing the upload of", destination):
-            url = self.client.generate_presigned_url("put_object", Params=params,
-                                                     ExpiresIn=expires_in)
+            url = self._presign("put_object", params, headers, expires_in, {})
         return SignedPart(part.number, url, headers, expires_in)
+
+    def _presign(self, operation: str, params: dict[str, Any], headers: Mapping[str, str],
+                 expires_in: int, query: Mapping[str, str]) -> str:
+        """The presigned URL of ``operation`` (a PUT) with ``params``: the same URL
+        botocore's ``generate_presigned_url`` makes, through ``Presigner`` where it
+        applies. Every header in ``headers`` is signed, and ``Content-Length``."""
+        presigner = self._fast_presigner()
+        credentials = self.client._request_signer._credentials  # type: ignore[attr-defined]
+        if not isinstance(presigner, Presigner) or credentials is None:
+            return self.client.generate_presigned_url(operation, Params=params,
+                                                      ExpiresIn=expires_in)
+        frozen = credentials.get_frozen_credentials()
+        signed = dict(headers)
+        if "ContentLength" in params:
+            signed["Content-Length"] = str(params["ContentLength"])
+        return presigner.put_url(params["Bucket"], params["Key"], query=query,
+                                 headers=signed, access_key=frozen.access_key,
+                                 secret_key=frozen.secret_key, token=frozen.token,
+                                 now=datetime.now(UTC), expires_in=expires_in)
+
+    def _fast_presigner(self) -> Presigner | bool | None:
+        """A ``Presigner`` for a client this control plane built, addressed path-style
+        at an explicit endpoint with SigV4; ``False`` where botocore must sign."""
+        if self._presigner is None:
+            client = self.client
+            config: Any = client.meta.config
+            simple = (self._endpoint_url is not None and client.meta.region_name
+                      and config.signature_version == "s3v4"
+                      and (config.s3 or {}).get("addressing_style") == "path")
+            self._presigner = (Presigner(client.meta.endpoint_url, client.meta.region_name)
+                               if simple else False)
+        return self._presigner
 
     def list_parts(self, destination: Destination, upload_id: str) -> list[UploadedPart]:
         parts: list[UploadedPart] = []
