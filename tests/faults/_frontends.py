@@ -6,7 +6,7 @@ name       what runs                                                           w
 cli        ``streamify upload FILE s3://... --json``                           a child
 python     ``streamify.upload(path, destination, control=..., state_dir=...)``  this process
 fsspec     ``fsspec.open("streamify://bucket/key", "wb")``, written in 1 MiB   this process
-           blocks
+           blocks, aborted on an error (as ``StreamedFile`` says)
 notebook   ``streamify_notebook.Uploader(path, destination, ...).run()``, the  this process
            kernel side (no browser)
 airflow    ``StreamifyUploadOperator`` in the DAG ``streamify_soak``           a child
@@ -122,8 +122,14 @@ def _fsspec(job: Job, count: Callable[[streamify.Event], None]) -> bool:
     with open(job.source, "rb") as source, fsspec.open(
             url, "wb", skip_instance_cache=True, state_dir=job.state, **where,
             **job.options()) as sink:
-        while block := source.read(_BLOCK):
-            sink.write(block)
+        try:
+            while block := source.read(_BLOCK):
+                sink.write(block)
+        except BaseException:
+            # fsspec's context manager closes (completes) the file whatever happened; the
+            # streamify:// file says to abort it on errors, so that no part of it remains.
+            sink.abort()
+            raise
     return True
 
 

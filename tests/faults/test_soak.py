@@ -1,8 +1,8 @@
 """The short fault soak (the long one is ``python -m tests.faults``, see its docstring): 10
-uploads of 0 to 24 MiB, 2 parts at a time, two through each front end (the command, the Python API, an
-fsspec stream, the notebook ``Uploader``, the Airflow operator), straight to S3 and
-through the API service, under a 10 % network fault rate, and half of them meeting a
-process, data or API service restart fault as well. Its summary is printed.
+uploads of 0 to 24 MiB, 2 parts at a time, two through each front end (the command, the
+Python API, an fsspec stream, the notebook ``Uploader``, the Airflow operator), straight to
+S3 and through the API service, under a 10 % network fault rate, and 60 % of them meeting
+a process, data or API service restart fault as well. Its summary is printed.
 
 On moto the storage restart is not available (the summary says why); the long soak on a
 private radosgw has it. ``FAULTS_UPLOADS`` and ``FAULTS_SEED`` change the run.
