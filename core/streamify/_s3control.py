@@ -31,6 +31,7 @@ from ._errors import (
 )
 from ._presign import Presigner
 from ._retry import DENIED_CODES, Action, classify_network, classify_status, parse_retry_after
+from ._timestamps import use_fast_timestamps
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -71,7 +72,9 @@ def s3_client(*, endpoint_url: str | None = None, region: str | None = None,
     if "config" in extra:
         config = config.merge(extra.pop("config"))
     options: dict[str, Any] = {"endpoint_url": endpoint_url, "region_name": region, **extra}
-    session = session or boto3.Session()
+    if session is None:
+        session = boto3.Session()
+        use_fast_timestamps(session)
     return session.client("s3", config=config, **options)
 
 
