@@ -18,8 +18,10 @@ from tests.server._support import assert_problem
 from tests.server.conftest import TOKENS, running_api, service_settings
 from tests.wireproxy import WireProxy
 
+WORKER_THREADS = 40
+"""The service's worker threads (AnyIO's default), which ``def`` routes run on."""
 ALICE_CALLS = 60
-"""More than the service's worker threads (40): without a cap, alice alone takes them all."""
+"""More than the service's worker threads: without a cap, alice alone takes them all."""
 
 
 def _is_listing(method: str, target: str) -> bool:
@@ -44,7 +46,8 @@ def test_another_principal_is_served_while_one_has_every_call_stuck_in_storage(
                 try:
                     _wait_until(lambda: proxy.held >= cap
                                 and sum(c.done() for c in calls) >= ALICE_CALLS - cap)
-                    answer = api.client("bob").get("/v1/limits")
+                    # A call that needs a worker thread and storage, as alice's do.
+                    answer = api.client("bob").get("/v1/uploads")
                     assert answer.status_code == 200, answer.text
                     held = proxy.held
                 finally:
@@ -54,6 +57,32 @@ def test_another_principal_is_served_while_one_has_every_call_stuck_in_storage(
         proxy.close()
     assert held == cap
     assert statuses.count(200) == cap and statuses.count(429) == ALICE_CALLS - cap
+
+
+def test_calls_without_storage_need_no_worker_thread(moto_bucket: Bucket) -> None:
+    """With the cap lifted, alice's stuck listings take every worker thread; bob's calls
+    that never reach storage (his limits, a part plan) are still answered, because they
+    run on the event loop. Red if such a route is a plain ``def``: it waits for a thread
+    until the test gives up."""
+    proxy = WireProxy(moto_bucket.endpoint)
+    behind_proxy = Bucket(proxy.url, moto_bucket.name, moto_bucket.client)
+    try:
+        with running_api(behind_proxy, rate_limit=10_000, rate_burst=10_000,
+                         max_in_flight=10_000) as api:
+            proxy.hold_requests(match=_is_listing)
+            alice = api.client("alice")
+            with ThreadPoolExecutor(ALICE_CALLS) as pool:
+                calls = [pool.submit(alice.get, "/v1/objects") for _ in range(ALICE_CALLS)]
+                try:
+                    _wait_until(lambda: proxy.held >= WORKER_THREADS)
+                    bob = api.client("bob")
+                    assert bob.get("/v1/limits").status_code == 200
+                    assert bob.get("/v1/plan", params={"size": 10}).status_code == 200
+                finally:
+                    proxy.release()
+                assert all(c.result().status_code == 200 for c in calls)
+    finally:
+        proxy.close()
 
 
 def _store_many(bucket: Bucket, prefix: str, count: int) -> None:

@@ -201,8 +201,9 @@ UploadIdPath = Annotated[str, Path(min_length=1, max_length=1024, pattern=r"^[\x
 
 
 @router.post("/session", status_code=204, response_class=Response, tags=["session"])
-def open_session(request: Request,
-                 principal: Annotated[Principal, Depends(bearer_principal)]) -> Response:
+async def open_session(request: Request,
+                       principal: Annotated[Principal, Depends(bearer_principal)]
+                       ) -> Response:
     """Exchange an API key for a same-origin session cookie (for browser pages).
 
     The cookie works until it expires (``session_ttl``), the key it was minted with is
@@ -218,7 +219,7 @@ def open_session(request: Request,
 
 
 @router.delete("/session", status_code=204, response_class=Response, tags=["session"])
-def close_session(request: Request, principal: CurrentPrincipal) -> Response:
+async def close_session(request: Request, principal: CurrentPrincipal) -> Response:
     """Remove the session cookie from this browser.
 
     The service keeps no session state: a copy of the cookie taken before stays valid
@@ -251,9 +252,9 @@ def create_upload(body: CreateUploadRequest, service: Service,
 
 
 @router.get("/plan", tags=["uploads"])
-def part_plan(service: Service, principal: CurrentPrincipal,
-              size: Annotated[int, Query(ge=0, description="The file's size in bytes")]
-              ) -> PartPlanResponse:
+async def part_plan(service: Service, principal: CurrentPrincipal,
+                    size: Annotated[int, Query(ge=0, description="The file's size in bytes")]
+                    ) -> PartPlanResponse:
     """How a file of ``size`` bytes is cut into parts, the same plan ``POST /v1/uploads``
     answers. For clients that must know the part size before they create the upload (the
     upload page's Uppy asks for it first), so that no client plans parts of its own.
@@ -368,7 +369,7 @@ def objects(request: Request, service: Service, principal: UnchargedPrincipal,
 
 
 @router.get("/limits", tags=["session"])
-def limits(request: Request, principal: CurrentPrincipal) -> LimitsResponse:
+async def limits(request: Request, principal: CurrentPrincipal) -> LimitsResponse:
     """What the caller may do: largest object, open uploads at once, request rate.
 
     Pages use it to refuse a file that is too large before sending any of it.
