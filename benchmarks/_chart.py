@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 __all__ = ["grouped_bars"]
 
 
 def grouped_bars(path: Path, title: str, cases: Sequence[str], contenders: Sequence[str],
-                 panels: Sequence[tuple[str, Mapping[tuple[str, str], float]]]) -> None:
+                 panels: Sequence[tuple[str, Mapping[tuple[str, str], float]]],
+                 log_scale: Collection[str] = ()) -> None:
     """Write ``path``: for each panel (label, {(case, contender): value}) a bar chart.
 
-    A missing value (a contender that failed or was not run) leaves a gap.
+    A missing value (a contender that failed or was not run) leaves a gap. The panels
+    whose label is in ``log_scale`` have a logarithmic axis (values spanning decades).
     """
     import matplotlib
 
@@ -34,6 +36,8 @@ def grouped_bars(path: Path, title: str, cases: Sequence[str], contenders: Seque
             ax.bar_label(bars, fmt="%.3g", fontsize=7, padding=1)
         ax.set_xticks(range(len(cases)), list(cases))
         ax.set_ylabel(label)
+        if label in log_scale:
+            ax.set_yscale("log")
         ax.grid(axis="y", alpha=0.3)
     axes[0, 0].set_title(title)
     axes[0, 0].legend(fontsize=8, ncols=min(4, len(contenders)), loc="lower center",

@@ -451,17 +451,17 @@ def report(rows: Sequence[Row], header: dict[str, str]) -> str:
 
 def chart(rows: Sequence[Row], path: Path) -> None:
     levels = list(dict.fromkeys((r.case, r.clients) for r in rows))
-    names = {level: (f"{level[0].removeprefix('sign ')}p x{level[1]}"
-                     if level[0].startswith("sign") else f"{level[0]} x{level[1]}")
+    names = {level: (f"{level[0].removeprefix('sign ')} p.\nx{level[1]}"
+                     if level[0].startswith("sign") else f"{level[0]}\nx{level[1]}")
              for level in levels}
     per_cpu = {(names[r.case, r.clients], r.contender): r.urls_per_cpu for r in rows
                if not r.failures}
     p99 = {(names[r.case, r.clients], r.contender): r.p99_ms for r in rows if not r.failures}
+    throughput, latency = "URLs (sign) or requests\nper server CPU-second", "p99 latency, ms"
     grouped_bars(path, "Companion S3 routes: Streamify's service beside @uppy/companion "
-                       "(sign: parts per call x clients)",
+                       "(sign: parts per call, x clients)",
                  [names[level] for level in levels], CONTENDERS,
-                 [("URLs (sign) or requests per server CPU-s", per_cpu),
-                  ("p99 latency, ms", p99)])
+                 [(throughput, per_cpu), (latency, p99)], log_scale={throughput, latency})
 
 
 def write_outputs(rows: Sequence[Row], header: dict[str, str], out: Path) -> None:
@@ -488,7 +488,7 @@ def load_rows(path: Path) -> tuple[list[Row], dict[str, str]]:
 
 # --------------------------------------------------------------------------- main
 def _credentials(endpoint: str | None) -> tuple[str, str]:
-    if endpoint is None:
+    if not endpoint:
         return "bench", "bench-secret"
     frozen = boto3.Session().get_credentials()
     if frozen is None:
