@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["ChildFailed", "Run", "between", "delete_prefix", "git_revision", "load_runs",
-           "machine", "measure", "median_of", "past", "reason", "save_run", "stored",
-           "versions"]
+           "machine", "measure", "median_of", "past", "reason", "save_run", "server_cpu",
+           "stored", "versions"]
+
+SERVER_PROCESSES = ("radosgw", "ceph-osd", "ceph-mon")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,10 @@ class Run:
     cpu: float
     peak_rss: int
     error: str = ""
+    held: int = 0
+    """The most part bodies the command held at once (``_held.py``; 0: not counted)."""
+    server_cpu: float = 0.0
+    """CPU seconds the S3 server's processes on this machine spent meanwhile (0: none)."""
 
 
 class ChildFailed(RuntimeError):
@@ -95,6 +101,35 @@ def measure(argv: Sequence[str], env: dict[str, str] | None = None,
                    else f"killed after {timeout:.0f} s" if process.returncode else "no result")
             raise ChildFailed(f"{shlex.join(argv[:4])}... {why}: {tail}")
     return float(fields[0]), float(fields[1]), int(fields[2])
+
+
+def server_cpu() -> float:
+    """CPU seconds (user + system) used so far by the S3 server's processes on this
+    machine (radosgw and its Ceph daemons), 0 where there are none: it shares the CPUs
+    with the client measured, so what it takes is what the client cannot have."""
+    # Only the cluster the benchmark talks to: the one under $RGW_DIR (rgw-up.sh's).
+    cluster = os.environ.get("RGW_DIR", "/tmp/rgw").rstrip("/") + "/"
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        if name in SERVER_PROCESSES and cluster in _cmdline(entry):
+            fields = stat[stat.rindex(")") + 2 :].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def _cmdline(process: Path) -> str:
+    try:
+        return (process / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
 
 
 def between(command: str) -> None:

@@ -6,10 +6,14 @@ a thread pool and ``rclone copy``; files per second and MiB/s, medians of the ro
     flock /tmp/streamify-heavy.lock python benchmarks/many_files.py \\
         --between "radosgw-admin -c /tmp/rgw/cluster/ceph.conf gc process --include-all"
 
-Sets (``--sets``): a directory of 1,000 files of 1 MiB and one of 50 files of 64 MiB. Each
-command uploads the whole directory in a child process of its own (CPU and peak RSS from
-``wait4``), rounds interleaved; every object is listed afterwards (count and bytes must
-match the directory) and deleted, then ``--between`` runs.
+Sets (``--sets``): a directory of 10,000 files of 100 KiB, one of 1,000 files of 1 MiB and
+one of 50 files of 64 MiB. Each command uploads the whole directory in a child process of
+its own (CPU and peak RSS from ``wait4``), rounds interleaved; every object is listed
+afterwards (count and bytes must match the directory) and deleted, then ``--between``
+runs. The S3 server's own CPU during each run is read from ``/proc`` where it runs on this
+machine (radosgw here: the CPUs it takes are the client's limit). Streamify runs through
+``_held.py``, which counts the most part bodies it held at once, so its peak RSS is set
+beside 64 MiB plus the memory its parts actually took (the bound in the report).
 
 Contenders (``--only``): ``streamify`` (the command with its defaults: the memory of 4
 files x 4 parts, so up to 16 files of one part at a time), ``streamify-jobs16`` (``--jobs
@@ -44,6 +48,7 @@ from _runs import (
     past,
     reason,
     save_run,
+    server_cpu,
     stored,
     versions,
 )
@@ -60,6 +65,7 @@ LABELS = {
     "rclone": "`rclone copy DIR`",
 }
 PARTS_PER_FILE = 4  # Streamify's default concurrency; the others are given the same
+PART_SIZE = 8 * MiB  # Streamify's default part size (the command runs with its defaults)
 GIVE_UP_AFTER = 2
 
 
@@ -99,7 +105,8 @@ def command(contender: str, folder: str, bucket: str, prefix: str, args: argpars
     name = Path(folder).name
     if contender.startswith("streamify"):
         jobs = ["--jobs", "16"] if contender == "streamify-jobs16" else []
-        return [sys.executable, "-m", "streamify", "upload", "--endpoint-url", args.endpoint,
+        return [sys.executable, str(Path(__file__).with_name("_held.py")), "upload",
+                "--endpoint-url", args.endpoint,
                 "--no-progress", "--state-dir", state_dir, *jobs, folder,
                 f"s3://{bucket}/{prefix}"]
     if contender == "rclone":
@@ -118,13 +125,15 @@ def run_all(args: argparse.Namespace, sets: list[tuple[int, int]], contenders: l
     from sign_throughput import real_s3_stack
 
     env = rclone_env(args.endpoint)
+    held_file = Path(tempfile.mkdtemp(dir=args.tmp)) / "held"
+    env["STREAMIFY_HELD_FILE"] = str(held_file)
     with real_s3_stack(args.endpoint) as stack, \
             tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         s3, bucket = boto3.client("s3", endpoint_url=args.endpoint, region_name=REGION), \
             stack.bucket
         for count, size in sets:
-            case = f"{count:,} x {size // MiB} MiB"
-            folder = Path(tmp) / f"{count}x{size // MiB}MiB"
+            case = f"{count:,} x {format_size(size)[:-3]} {format_size(size)[-3:]}"
+            folder = Path(tmp) / f"{count}x{format_size(size)}"
             write_set(folder, count, size)
             failures: dict[str, int] = {}
             for round_ in range(1, args.rounds + 1):
@@ -137,15 +146,19 @@ def run_all(args: argparse.Namespace, sets: list[tuple[int, int]], contenders: l
                     prefix = f"many/{contender}-{uuid.uuid4().hex[:8]}/"
                     argv = command(contender, str(folder), bucket, prefix, args,
                                    str(Path(tmp) / "state"))
+                    held_file.unlink(missing_ok=True)
                     try:
+                        server_before = server_cpu()
                         seconds, cpu, rss = measure(argv, env=env, timeout=args.timeout)
+                        served = server_cpu() - server_before
+                        held = int(held_file.read_text()) if held_file.exists() else 0
                         found = stored(s3, bucket, prefix)
                         if found != (count, count * size):
                             raise ChildFailed(f"{found[0]} objects, {found[1]} bytes stored "
                                               f"under {prefix}, expected {count}, "
                                               f"{count * size}")
                         run = Run("many_files", case, contender, round_, count * size, count,
-                                  seconds, cpu, rss)
+                                  seconds, cpu, rss, held=held, server_cpu=served)
                     except ChildFailed as failed:
                         failures[contender] = failures.get(contender, 0) + 1
                         run = Run("many_files", case, contender, round_, count * size, count,
@@ -172,18 +185,32 @@ def report(runs: list[Run], header: str) -> str:
         size = next(run.bytes for run in runs if run.case == case)
         others = [name for name in names if not name.startswith("streamify")]
         best = min(others, key=lambda name: seconds[name]) if others else ""
+        part = min(size // count, PART_SIZE)
         lines += [f"### {case}", "",
-                  "| contender | files/s | MiB/s | vs best other | CPU-s | peak RSS MiB "
-                  "| rounds |", "|---|---:|---:|---:|---:|---:|---:|"]
+                  "| contender | files/s | MiB/s | vs best other | CPU-s | CPU ms per file "
+                  "| server CPU-s | peak RSS MiB | parts held at most | 64 MiB + their bytes "
+                  "| rounds |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for name in names:
             mine = [r for r in here if r.contender == name]
             vs = f"{seconds[best] / seconds[name]:.2f}x" if best else ""
+            held = max(r.held for r in mine)
+            bound = f"{64 + held * part / MiB:.0f}" if held else ""
             lines.append(f"| {LABELS[name]} | {count / seconds[name]:.1f} | "
                          f"{size / MiB / seconds[name]:.1f} | {vs} | "
                          f"{median_of(mine, 'cpu'):.2f} | "
-                         f"{median_of(mine, 'peak_rss') / MiB:.0f} | {len(mine)} |")
+                         f"{median_of(mine, 'cpu') * 1000 / count:.2f} | "
+                         f"{median_of(mine, 'server_cpu'):.1f} | "
+                         f"{median_of(mine, 'peak_rss') / MiB:.0f} | {held or ''} | {bound} | "
+                         f"{len(mine)} |")
         if best:
             lines += ["", f"Best other: {best} ({count / seconds[best]:.1f} files/s)."]
+            floor = median_of([r for r in here if r.contender == best], "server_cpu")
+            if floor > 0:
+                lines += ["", f"The server's CPU alone, shared on {os.cpu_count()} CPUs, "
+                          f"takes {floor / (os.cpu_count() or 1):.1f} s of {best}'s "
+                          f"{seconds[best]:.1f} s: a client that took no CPU at all would "
+                          f"reach at most {seconds[best] / (floor / (os.cpu_count() or 1)):.2f}x "
+                          f"{best} here."]
         failed = [run for run in runs if run.case == case and run.error]
         if failed:
             lines += ["", "Failed runs (left out of the medians):", ""]
@@ -216,6 +243,11 @@ def chart(runs: list[Run], path: Path) -> None:
                  "interleaved", cases, names, panels)
 
 
+def format_size(size: int) -> str:
+    """``100KiB``, ``1MiB``: a set's file size as ``--sets`` takes it."""
+    return f"{size // MiB}MiB" if size % MiB == 0 else f"{size // 1024}KiB"
+
+
 def parse_sets(text: str) -> list[tuple[int, int]]:
     from streamify import parse_size
 
@@ -228,7 +260,7 @@ def parse_sets(text: str) -> list[tuple[int, int]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--sets", default="1000x1MiB,50x64MiB",
+    parser.add_argument("--sets", default="10000x100KiB,1000x1MiB,50x64MiB",
                         help="COUNTxSIZE,...: one directory of COUNT files of SIZE each")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=16,

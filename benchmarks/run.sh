@@ -19,7 +19,8 @@
 #   runs before the next one (memstore keeps deleted data in RAM until then).
 #
 # Settings (environment): BENCH_SIZES (1GiB,4GiB), BENCH_ROUNDS (3), BENCH_SETS
-# (1000x1MiB,50x64MiB), BENCH_AIRFLOW_FILES (500; 0 skips airflow_mapped.py),
+# (10000x100KiB,1000x1MiB,50x64MiB), BENCH_MANY_ONLY (many_files contenders, default
+# all), BENCH_AIRFLOW_FILES (500; 0 skips airflow_mapped.py),
 # BENCH_COMPANION (1; 0 skips companion.py), BENCH_COMPANION_SECONDS (5),
 # BENCH_ONLY (throughput contenders, default all), BENCH_STOP_AT
 # (UTC HH:MM: no upload starts after it), BENCH_OUT (benchmarks/results), BENCH_LOCK
@@ -76,8 +77,10 @@ only=()
 if [ -n "${BENCH_ONLY:-}" ]; then only=(--only "$BENCH_ONLY"); fi
 .venv/bin/python benchmarks/throughput.py --sizes "${BENCH_SIZES:-1GiB,4GiB}" "${only[@]}" \
     "${common[@]}"
-.venv/bin/python benchmarks/many_files.py --sets "${BENCH_SETS:-1000x1MiB,50x64MiB}" \
-    "${common[@]}"
+many_only=()
+if [ -n "${BENCH_MANY_ONLY:-}" ]; then many_only=(--only "$BENCH_MANY_ONLY"); fi
+.venv/bin/python benchmarks/many_files.py \
+    --sets "${BENCH_SETS:-10000x100KiB,1000x1MiB,50x64MiB}" "${many_only[@]}" "${common[@]}"
 # The API service beside Uppy's Companion (@uppy/companion from npm, pinned in
 # benchmarks/companion/package-lock.json): needs Node.js 20 and npm.
 if [ "${BENCH_COMPANION:-1}" != 0 ]; then

@@ -16,7 +16,11 @@ Contenders (``--only`` picks some), all with the same part size and concurrency:
 no bookkeeping: what the wire and the server allow), ``ceiling-md5`` (the same with a
 Content-MD5 per part: what any client that has the store check each part can reach),
 ``streamify`` (``streamify upload``,
-direct, Content-MD5 on every part), ``streamify-api`` (the same through ``streamify
+direct, Content-MD5 on every part), ``streamify-crc64`` (the same with ``--checksum
+crc64nvme --no-content-md5``: a CRC64NVME per part and of the whole object instead of
+Content-MD5; radosgw 16.2 ignores ``x-amz-checksum-*``, so here it is only the client's
+cost: ``tests/functional/test_crc_checksums.py`` has moto compute the stored object's
+CRC64NVME and match it), ``streamify-api`` (the same through ``streamify
 serve`` in front of the same S3), ``boto3`` (``upload_file``), ``s3fs`` (``put_file``),
 ``obstore`` (``put``), ``crt`` (the AWS CRT S3 client through s3transfer's
 ``CRTTransferManager``) and ``rclone`` (``rclone copy``); and ``md5``, a reference that
@@ -62,12 +66,13 @@ __all__ = ["main"]
 
 GiB = 1024 * MiB
 RESULTS = Path(__file__).resolve().parent / "results"
-CONTENDERS = ("ceiling", "ceiling-md5", "streamify", "streamify-api", "boto3", "s3fs",
-              "obstore", "crt", "rclone", "md5")
+CONTENDERS = ("ceiling", "ceiling-md5", "streamify", "streamify-crc64", "streamify-api",
+              "boto3", "s3fs", "obstore", "crt", "rclone", "md5")
 LABELS = {
     "ceiling": "raw ceiling: presigned PUTs, `http.client`, no hashing",
     "ceiling-md5": "the raw ceiling with Content-MD5 per part (`hashlib`)",
     "streamify": "`streamify upload` direct (Content-MD5 per part)",
+    "streamify-crc64": "`streamify upload --checksum crc64nvme --no-content-md5` direct",
     "streamify-api": "`streamify upload --api` (through `streamify serve`)",
     "boto3": "boto3 `upload_file` (no Content-MD5)",
     "s3fs": "s3fs `put_file`",
@@ -161,9 +166,11 @@ def command(contender: str, path: str, bucket: str, prefix: str, args: argparse.
             api: tuple[str, str], state_dir: str) -> list[str]:
     """The child's command line: it uploads ``path`` to ``prefix`` + the file's name."""
     key = prefix + Path(path).name
-    if contender in ("streamify", "streamify-api"):
+    if contender in ("streamify", "streamify-crc64", "streamify-api"):
         where = (["--api", api[0], "--token", api[1]] if contender == "streamify-api"
                  else ["--endpoint-url", args.endpoint])
+        if contender == "streamify-crc64":
+            where += ["--checksum", "crc64nvme", "--no-content-md5"]
         return [sys.executable, "-m", "streamify", "upload", *where, "--no-progress",
                 "--state-dir", state_dir, "--part-size", str(args.part_size),
                 "--concurrency", str(args.concurrency), path, f"s3://{bucket}/{key}"]
@@ -262,6 +269,13 @@ def report(runs: list[Run], header: str) -> str:
             lines += ["", f"Streamify direct against the raw ceiling with Content-MD5: "
                       f"{ratio(speed['streamify'], speed['ceiling-md5'])} the MiB/s, "
                       f"{ratio(cpu['streamify'], cpu['ceiling-md5'])} the client CPU."]
+        if "streamify-crc64" in speed and "ceiling" in speed:
+            lines += ["", f"Streamify with CRC64NVME instead of Content-MD5 against the raw "
+                      f"ceiling: {ratio(speed['streamify-crc64'], speed['ceiling'])} the MiB/s"
+                      + (f", against obstore {ratio(speed['streamify-crc64'], speed['obstore'])}"
+                         if "obstore" in speed else "")
+                      + f"; {cpu['streamify-crc64']:.2f} CPU-s per GiB against the ceiling's "
+                      f"{cpu['ceiling']:.2f}."]
         if "streamify" in speed and "streamify-api" in speed:
             lines += ["", f"Through the API service against direct: "
                       f"{ratio(speed['streamify-api'], speed['streamify'])} the MiB/s, "
