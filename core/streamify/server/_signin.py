@@ -58,11 +58,11 @@ def add_sign_in_link(app: FastAPI, link: SignInLink) -> None:
 
     @app.post("/v1/session/link", status_code=204, response_class=Response,
               include_in_schema=False)
-    def open_session_by_link(request: Request, body: _LinkRequest) -> Response:
+    async def open_session_by_link(request: Request, body: _LinkRequest) -> Response:
         token = link.redeem(body.code)
         principal = (request.app.state.authenticator.from_token(token)
                      if token is not None else None)
         if principal is None:
             raise ServiceError(401, "unauthorized", "this sign-in link was used already or "
                                "is not the one printed: sign in with the API key instead")
-        return open_session(request, principal)
+        return await open_session(request, principal)
