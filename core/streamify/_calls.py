@@ -31,13 +31,19 @@ from ._destination import Destination
 from ._errors import EndpointError, StreamifyError
 from ._sending import Flow
 
-__all__ = ["RetryingControlPlane", "retrying"]
+__all__ = ["RetryingControlPlane", "may_have_arrived", "retrying"]
 
 T = TypeVar("T")
 
 # Answers that say the request was refused before it did anything: even starting an
 # upload (not safe to repeat once it may have arrived) is tried again after them.
 _REFUSED_UNDONE = frozenset({429, 502, 503, 504})
+
+
+def may_have_arrived(error: EndpointError) -> bool:
+    """Whether the request that failed with ``error`` may have done its work in storage
+    (a connection was made and no answer said it was refused undone)."""
+    return error.connected and error.status not in _REFUSED_UNDONE
 
 
 class RetryingControlPlane:
@@ -98,8 +104,7 @@ class RetryingControlPlane:
             except EndpointError as exc:
                 if exc.connected:
                     self._reached = True
-                if not exc.transient or not (
-                        repeatable or not exc.connected or exc.status in _REFUSED_UNDONE):
+                if not exc.transient or not (repeatable or not may_have_arrived(exc)):
                     raise
                 delay = budget.next_delay(self._clock(), retry_after=exc.retry_after,
                                           connected=exc.connected, reached=self._reached)

@@ -16,12 +16,18 @@ from types import TracebackType
 from typing import IO, cast
 
 from . import _events as ev
-from ._calls import retrying
+from ._calls import may_have_arrived, retrying
 from ._completion import complete_upload
 from ._config import UploadConfig
 from ._control import ControlPlane, UploadedPart
 from ._destination import Destination
-from ._errors import IntegrityError, StreamifyError, TransferError, UploadCancelledError
+from ._errors import (
+    EndpointError,
+    IntegrityError,
+    StreamifyError,
+    TransferError,
+    UploadCancelledError,
+)
 from ._plan import MAX_PARTS, stream_part_size
 from ._result import UploadResult
 from ._sending import Flow, PartSending, Stopped, Tally, new_sender
@@ -30,6 +36,7 @@ from ._transport import PartSender
 __all__ = ["StreamWriter", "write_stream"]
 
 _CHUNK = 1024 * 1024
+
 
 
 class StreamWriter:
@@ -126,9 +133,7 @@ class StreamWriter:
 
     def _open(self) -> PartSending:
         if self._sending is None:
-            self._upload_id = self._control.create_upload(
-                self.destination, content_type=self.config.content_type,
-                metadata=self.metadata, checksum=self.config.checksum)
+            self._upload_id = self._create()
             self._sending = PartSending(
                 control=self._control, destination=self.destination, upload_id=self._upload_id,
                 sender=self._sender, config=self.config, checksum=self.config.checksum,
@@ -137,6 +142,44 @@ class StreamWriter:
             self._subscribers.emit(ev.Started(self.destination, self._upload_id, 0, 0,
                                               self.config.part_size))
         return self._sending
+
+    def _create(self) -> str:
+        """Start the multipart upload. When the start may have reached storage but its
+        answer was lost, it is not repeated (a second upload would be left open): the
+        upload it may have started is found and aborted, and the error says to write the
+        stream again, since a stream cannot be resumed."""
+        try:
+            return self._control.create_upload(
+                self.destination, content_type=self.config.content_type,
+                metadata=self.metadata, checksum=self.config.checksum)
+        except EndpointError as exc:
+            if not may_have_arrived(exc):
+                raise
+            raise EndpointError(
+                f"the stream to {self.destination} could not start: storage may have "
+                f"started its upload, but the answer never arrived. {self._abort_unanswered()}"
+                " Nothing of the stream was sent: write it again.",
+                transient=exc.transient, status=exc.status, retry_after=exc.retry_after,
+                connected=exc.connected) from exc
+
+    def _abort_unanswered(self) -> str:
+        """Abort the uploads of this key that the unanswered start may have made, and say
+        what was done. Those are the key's open uploads holding no part: S3's listing
+        does not tell which one this start made (nor, on some servers, when each began),
+        and an upload without a part holds nothing to lose."""
+        try:
+            found = [u for u in self._control.list_uploads(self.destination)
+                     if u.destination.key == self.destination.key
+                     and not self._control.list_parts(u.destination, u.upload_id)]
+            for upload in found:
+                self._control.abort(upload.destination, upload.upload_id)
+        except StreamifyError as exc:
+            return (f"An upload it may have started could not be looked for ({exc}): "
+                    "`streamify gc` or a bucket lifecycle rule removes it.")
+        if not found:
+            return "It had started no upload."
+        return f"The upload it had started ({found[0].upload_id}) was aborted." if len(
+            found) == 1 else f"The {len(found)} uploads it may have started were aborted."
 
     def _done(self, future: Future[UploadedPart]) -> None:
         """A worker finished a part: free its slot, remember the first failure."""

@@ -8,7 +8,7 @@ import random
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,7 @@ from streamify._control import SignedPart
 
 from tests.conftest import Bucket
 from tests.helpers import RecordingSender, assert_checksums_signed_and_sent, make_file
+from tests.wireproxy import WireProxy
 
 MiB = 1024 * 1024
 CONFIG = UploadConfig(part_size=5 * MiB, concurrency=3)
@@ -217,3 +218,45 @@ def test_a_stream_carries_its_additional_checksum(moto_bucket: Bucket) -> None:
             writer.write(chunk)
     assert writer.close().parts == 3
     assert_checksums_signed_and_sent(sender.puts, "sha256")
+
+
+def _write_all(writer: StreamWriter, chunks: Iterable[bytes]) -> None:
+    with writer:
+        for chunk in chunks:
+            writer.write(chunk)
+
+
+def _starts(method: str, target: str) -> bool:
+    return method == "POST" and target.endswith("?uploads")
+
+
+def test_a_start_whose_answer_is_lost_leaves_no_upload_open(
+        moto_bucket: Bucket, moto_proxy: WireProxy) -> None:
+    """Storage starts the upload but its answer never arrives: the start is not repeated
+    (a second upload would be left open), the one it started is aborted, and the error
+    says to write the stream again rather than to rerun and resume."""
+    moto_proxy.stall_responses(0.2, match=_starts)
+    writer = StreamWriter(moto_bucket.url("lost.ts"),
+                          control=S3ControlPlane(endpoint_url=moto_proxy.url), config=CONFIG)
+    with pytest.raises(streamify.EndpointError) as caught:
+        _write_all(writer, _chunks(12 * MiB))
+    message = str(caught.value)
+    assert "could not start" in message and "was aborted" in message, message
+    assert "write it again" in message and "resume" not in message, message
+    assert sum(_starts(*request) for request in moto_proxy.requests) == 1
+    assert moto_bucket.open_uploads() == []
+
+
+def test_a_lost_start_aborts_none_of_the_key_s_uploads_that_hold_parts(
+        moto_bucket: Bucket, moto_proxy: WireProxy) -> None:
+    """Another writer's upload of the same key, with a part already, is left alone."""
+    other = moto_bucket.client.create_multipart_upload(Bucket=moto_bucket.name,
+                                                       Key="lost.ts")["UploadId"]
+    moto_bucket.client.upload_part(Bucket=moto_bucket.name, Key="lost.ts", UploadId=other,
+                                   PartNumber=1, Body=b"x" * 10)
+    moto_proxy.stall_responses(0.2, match=_starts)
+    writer = StreamWriter(moto_bucket.url("lost.ts"),
+                          control=S3ControlPlane(endpoint_url=moto_proxy.url), config=CONFIG)
+    with pytest.raises(streamify.EndpointError):
+        _write_all(writer, [b"y" * (6 * MiB)])
+    assert [u["UploadId"] for u in moto_bucket.open_uploads()] == [other]
