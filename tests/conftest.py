@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -138,6 +139,23 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return lane_of(nodeid)
 
     return Lanes(config, log)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test has an id of its own. Schemathesis names each operation's test
+    ``test_x[GET /path]`` but leaves the id ``...::test_x``, and xdist schedules by id: under
+    ``-n 2`` only the first operation ran. Such tests take their name as their id, and
+    tests that still share an id stop the run."""
+    for item in items:
+        last = item.nodeid.rpartition("::")[2]
+        if last != item.name and item.name.startswith(last + "[") and item.parent:
+            item._id = item.parent.id.child(item.name)
+    ids = Counter(item.nodeid for item in items)
+    shared = sorted(nodeid for nodeid, count in ids.items() if count > 1)
+    if shared:
+        raise pytest.UsageError("tests that share an id (xdist would run one of each): "
+                                + ", ".join(shared))
 
 
 # A tier that CI brought up must run: .ci/run sets STREAMIFY_REQUIRE_TIERS=reals3,browser,
