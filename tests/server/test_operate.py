@@ -49,6 +49,18 @@ def log_records(api: Api) -> list[dict[str, Any]]:
     return [json.loads(line) for line in api.capture.lines]
 
 
+def access_ids(api: Api, count: int, timeout: float = 10.0) -> list[str]:
+    """The request ids of the access lines, once ``count`` are written: a request's
+    line follows its answer, so the client can read the answer before the line is out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ids = [r["request_id"] for r in log_records(api)
+               if r["logger"] == "streamify.server.access"]
+        if len(ids) >= count or time.monotonic() > deadline:
+            return ids
+        time.sleep(0.02)
+
+
 @contextlib.contextmanager
 def serving(bucket: Bucket, **overrides: Any) -> Iterator[Api]:
     """The service for ``bucket``, every log line from now on captured as ``streamify
@@ -250,8 +262,7 @@ def test_request_ids_are_echoed_made_and_on_every_line_of_the_request(
             refused = client.get("/v1/uploads", headers=[(b"X-Request-ID", unsafe.encode())])
             assert HEX_ID.fullmatch(refused.headers["x-request-id"]), unsafe
         assert_problem(client.get("/v1/nothing", headers={"X-Request-ID": "r-404"}), 404)
-        records = log_records(served)
-    ids = [r["request_id"] for r in records if r["logger"] == "streamify.server.access"]
+        ids = access_ids(served, 7)
     assert len(ids) == 7 and len(set(ids)) == 7
     assert ids[:2] == ["lb-7f3a:42", made.headers["x-request-id"]] and ids[-1] == "r-404"
     assert all(HEX_ID.fullmatch(made) for made in ids[2:6])
