@@ -29,6 +29,7 @@ from ._errors import (
     StreamifyError,
     UploadGoneError,
 )
+from ._lean_listing import install_lean_listing, lean_listing
 from ._presign import Presigner
 from ._retry import DENIED_CODES, Action, classify_network, classify_status, parse_retry_after
 from ._timestamps import use_fast_timestamps
@@ -327,7 +328,9 @@ class S3ControlPlane:
         if after is not None:
             options["StartAfter"] = after
         with self._errors("listing objects in", prefix):
-            page = self.client.list_objects_v2(**options)
+            install_lean_listing(self.client)
+            with lean_listing():
+                page = self.client.list_objects_v2(**options)
             return ([_listed(prefix.bucket, item) for item in page.get("Contents", [])],
                     bool(page.get("IsTruncated")))
 
