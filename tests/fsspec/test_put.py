@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -363,7 +364,14 @@ def test_a_sigkilled_put_of_20_files_repeated_sends_only_what_is_missing(
     sent: dict[str, set[int]] = {}
     for upload_id, number in rerun.parts:
         sent.setdefault(upload_id, set()).add(number)
-    said = f"held {held_parts}, finished {sorted(finished)}, re-run sent {rerun.parts}"
+    keys = {}  # upload id -> key, from the requests that carried its parts
+    for method, request in proxy.requests:
+        split = urllib.parse.urlsplit(request)
+        upload = urllib.parse.parse_qs(split.query).get("uploadId")
+        if method == "PUT" and upload:
+            keys[upload[0]] = split.path.split("/", 2)[-1]
+    said = (f"held {held_parts}, finished {sorted(finished)}, re-run sent "
+            f"{ {(keys.get(u, u), n): b for (u, n), b in rerun.parts.items()} }")
     # Each open upload gets exactly its missing parts; no part storage held goes again.
     for key, (upload_id, _) in unfinished.items():
         assert sent.pop(upload_id, set()) == {1, 2} - held_parts[upload_id], (key, said)
