@@ -299,13 +299,37 @@ class S3ControlPlane:
 
     def list_uploads(self, destination: Destination) -> list[OpenUpload]:
         uploads: list[OpenUpload] = []
-        paginator = self.client.get_paginator("list_multipart_uploads")
-        with self._errors("listing open uploads in", destination):
-            for page in paginator.paginate(Bucket=destination.bucket, Prefix=destination.key):
-                for item in page.get("Uploads", []):
-                    uploads.append(OpenUpload(Destination(destination.bucket, item["Key"]),
-                                              item["UploadId"], item["Initiated"].timestamp()))
+        for page in self._upload_pages(destination):
+            for item in page.get("Uploads", []):
+                uploads.append(OpenUpload(Destination(destination.bucket, item["Key"]),
+                                          item["UploadId"], item["Initiated"].timestamp()))
         return sorted(uploads, key=lambda u: u.initiated)
+
+    def count_uploads(self, prefix: Destination, *, at_most: int) -> int:
+        """How many uploads are open under ``prefix``, counting no further than
+        ``at_most`` (so a full prefix costs at most ``at_most`` keys read, not all)."""
+        count = 0
+        for page in self._upload_pages(prefix, page_size=min(at_most, 1000)):
+            count += len(page.get("Uploads", []))
+            if count >= at_most:
+                break
+        return min(count, at_most)
+
+    def _upload_pages(self, prefix: Destination, *, page_size: int = 1000
+                      ) -> Iterator[Mapping[str, Any]]:
+        """The ListMultipartUploads pages of ``prefix``, read lean."""
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        pages = paginator.paginate(Bucket=prefix.bucket, Prefix=prefix.key,
+                                   PaginationConfig={"PageSize": page_size})
+        install_lean_listing(self.client)
+        with self._errors("listing open uploads in", prefix):
+            iterator = iter(pages)
+            while True:
+                with lean_listing():
+                    page = next(iterator, None)
+                if page is None:
+                    return
+                yield page
 
     def list_objects(self, prefix: Destination, *, page_size: int = 1000
                      ) -> Iterator[ListedObject]:

@@ -1,9 +1,10 @@
-"""A page of objects read lean (``lean_listing``) says what botocore's full parse says.
+"""A listing page read lean (``lean_listing``) says what botocore's full parse says.
 
-The API service lists a principal's objects through ``S3ControlPlane.list_objects_page``,
-which reads each ListObjectsV2 page with ElementTree rather than botocore's model walk.
-Each page here is read both ways from the same server (moto, and radosgw in the real-S3
-tier), with keys that need escaping in XML and in URLs, and compared field by field.
+``S3ControlPlane`` reads ListObjectsV2 pages (``list_objects_page``, the API service's
+``GET /v1/objects``) and ListMultipartUploads pages (``list_uploads``, ``count_uploads``)
+with ElementTree rather than botocore's model walk. Each page here is read both ways from
+the same server (moto, and radosgw in the real-S3 tier), with keys that need escaping in
+XML and in URLs, and compared field by field.
 """
 
 from __future__ import annotations
@@ -82,6 +83,50 @@ def test_pages_of_the_control_plane_walk_the_whole_prefix(filled: Bucket) -> Non
     sizes = {listed.destination.key: listed.size for listed in control.list_objects_page(
         prefix, limit=1000)[0]}
     assert sizes == {k: KEYS.index(k) for k in KEYS if k.startswith("in/")}
+
+
+UPLOAD_FIELDS = ("Key", "UploadId", "Initiated")
+UPLOADS_PAGE_FIELDS = ("IsTruncated", "Bucket", "Prefix", "KeyMarker", "UploadIdMarker",
+                       "NextKeyMarker", "NextUploadIdMarker", "MaxUploads")
+
+
+@pytest.mark.parametrize("options", [
+    {"Prefix": "in/"}, {"Prefix": "in/", "MaxUploads": 2}, {"Prefix": "nothing-here/"},
+], ids=["all", "first-page", "empty"])
+def test_a_lean_page_of_uploads_reads_as_botocore_reads_it(
+        filled: Bucket, options: dict[str, object]) -> None:
+    for key in KEYS[:5]:
+        filled.client.create_multipart_upload(Bucket=filled.name, Key=key)
+    install_lean_listing(filled.client)
+    full = filled.client.list_multipart_uploads(Bucket=filled.name, **options)
+    with lean_listing():
+        lean = filled.client.list_multipart_uploads(Bucket=filled.name, **options)
+    for field in UPLOADS_PAGE_FIELDS:
+        assert lean.get(field) == full.get(field), field
+    assert ([{f: u[f] for f in UPLOAD_FIELDS} for u in lean.get("Uploads", [])]
+            == [{f: u[f] for f in UPLOAD_FIELDS} for u in full.get("Uploads", [])])
+    if options.get("MaxUploads") == 2:  # moto lists them all; radosgw, two and says so
+        assert (len(lean["Uploads"]), lean["IsTruncated"]) in ((2, True), (5, False))
+
+
+def test_open_uploads_are_counted_no_further_than_asked(filled: Bucket) -> None:
+    control = S3ControlPlane(filled.client)
+    prefix = Destination(filled.name, "in/")
+    for key in KEYS[:7]:
+        filled.client.create_multipart_upload(Bucket=filled.name, Key=key)
+    listed = control.list_uploads(prefix)
+    assert sorted(u.destination.key for u in listed) == sorted(KEYS[:7])
+    calls: list[object] = []
+    filled.client.meta.events.register("before-send.s3.ListMultipartUploads",
+                                       lambda **_: calls.append(1), unique_id="count")
+    try:
+        assert control.count_uploads(prefix, at_most=3) == 3
+        assert len(calls) == 1  # one page of three, not every upload
+        assert control.count_uploads(prefix, at_most=100) == 7
+        assert control.count_uploads(Destination(filled.name, "none/"), at_most=5) == 0
+    finally:
+        filled.client.meta.events.unregister("before-send.s3.ListMultipartUploads",
+                                             unique_id="count")
 
 
 def test_outside_lean_listing_the_client_parses_every_field(moto_bucket: Bucket) -> None:

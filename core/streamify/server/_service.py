@@ -162,11 +162,12 @@ class UploadService:
 
     def _check_open_uploads(self, principal: Principal) -> None:
         with translated("ListMultipartUploads"):
-            count = len(self.control.list_uploads(Destination(self.bucket, principal.prefix)))
+            count = self.control.count_uploads(Destination(self.bucket, principal.prefix),
+                                               at_most=self.settings.max_open_uploads)
         limit = self.settings.max_open_uploads
         if count >= limit:
-            raise ServiceError(409, "too-many-uploads", f"you have {count} open uploads, the "
-                               f"most allowed is {limit}: complete or abort one (GET "
+            raise ServiceError(409, "too-many-uploads", f"you have {limit} or more open "
+                               f"uploads, the most allowed: complete or abort one (GET "
                                "/v1/uploads lists them) before starting another")
 
     # ------------------------------------------------------------------ operations
