@@ -85,6 +85,37 @@ def test_calls_without_storage_need_no_worker_thread(moto_bucket: Bucket) -> Non
         proxy.close()
 
 
+def test_a_listing_over_the_rate_limit_is_refused_without_a_worker_thread(
+        moto_bucket: Bucket) -> None:
+    """Alice's stuck listings take every worker thread; bob, out of tokens, asks for a
+    1,000-key page and is refused at once, on the event loop. Red if the listing is
+    charged inside its ``def`` route: the refusal waits for a thread until the test gives
+    up."""
+    proxy = WireProxy(moto_bucket.endpoint)
+    behind_proxy = Bucket(proxy.url, moto_bucket.name, moto_bucket.client)
+    try:
+        with running_api(behind_proxy, rate_limit=0.01, rate_burst=2 * ALICE_CALLS,
+                         max_in_flight=10_000) as api:
+            bob = api.client("bob")
+            while bob.get("/v1/limits").status_code == 200:
+                pass  # bob spends his tokens
+            proxy.hold_requests(match=_is_listing)
+            alice = api.client("alice")
+            with ThreadPoolExecutor(ALICE_CALLS) as pool:
+                calls = [pool.submit(alice.get, "/v1/objects") for _ in range(ALICE_CALLS)]
+                try:
+                    _wait_until(lambda: proxy.held >= WORKER_THREADS)
+                    refused = httpx.get(f"{api.url}/v1/objects", params={"limit": 1000},
+                                        headers={"Authorization": f"Bearer {TOKENS['bob']}"},
+                                        timeout=10)
+                finally:
+                    proxy.release()
+                assert all(c.result().status_code == 200 for c in calls)
+    finally:
+        proxy.close()
+    assert_problem(refused, 429, "rate-limited")
+
+
 def _store_many(bucket: Bucket, prefix: str, count: int) -> None:
     def store(number: int) -> None:
         bucket.client.put_object(Bucket=bucket.name, Key=f"{prefix}clip-{number:05d}.mp4",

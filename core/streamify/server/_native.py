@@ -325,8 +325,30 @@ def list_uploads(service: Service, principal: CurrentPrincipal,
                         upload_id=u.upload_id, initiated=u.initiated) for u in uploads])
 
 
+def _listing_cost(request: Request) -> int:
+    """What ``GET /v1/objects`` costs, read from its query before it is validated: one
+    object costs one request, a page one plus one per 100 keys of its ``limit`` (a limit
+    that is no number costs the default page; the route then refuses it)."""
+    query = request.query_params
+    if "key" in query:
+        return 1
+    try:
+        limit = int(query.get("limit", DEFAULT_LISTING))
+    except ValueError:
+        limit = DEFAULT_LISTING
+    return listing_cost(min(max(limit, 1), MAX_PAGE))
+
+
+async def _listing_principal(request: Request, principal: UnchargedPrincipal) -> Principal:
+    """The caller of ``GET /v1/objects``, charged for the listing on the event loop, so a
+    listing over the rate limit is refused without waiting for a worker thread."""
+    charge(request, principal, _listing_cost(request))
+    return principal
+
+
 @router.get("/objects", tags=["objects"])
-def objects(request: Request, service: Service, principal: UnchargedPrincipal,
+def objects(request: Request, service: Service,
+            principal: Annotated[Principal, Depends(_listing_principal)],
             key: Annotated[str | None, Query(min_length=1, max_length=MAX_KEY_BYTES,
                                              description="One object: its size and ETag")
                            ] = None,
@@ -349,14 +371,12 @@ def objects(request: Request, service: Service, principal: UnchargedPrincipal,
     """
     if key is None:
         page = DEFAULT_LISTING if limit is None else limit
-        charge(request, principal, listing_cost(page))
         service.check_bucket(bucket)
         found, next_cursor = service.list_objects(principal, prefix, limit=page,
                                                   cursor=cursor)
         return ObjectsResponse(next_cursor=next_cursor, objects=[
             ListedObject(key=o.destination.key, bucket=o.destination.bucket, size=o.size,
                         etag=o.etag, last_modified=o.last_modified) for o in found])
-    charge(request, principal)
     if prefix is not None or limit is not None or cursor is not None:
         raise ServiceError(422, "invalid-request", "give either key (one object) or "
                            "prefix, limit and cursor (a listing), not both")
