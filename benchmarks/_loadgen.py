@@ -25,18 +25,17 @@ import asyncio
 import contextlib
 import json
 import multiprocessing
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from _procstat import processes
+
 __all__ = ["RECIPES", "ClientPlan", "LoadGenerator", "Outcome", "Request", "process_tree_cpu"]
 
-_TICKS = os.sysconf("SC_CLK_TCK")
 _MAX_FAILURES_KEPT = 5
 
 
@@ -431,16 +430,9 @@ def process_tree_cpu(pid: int) -> float:
     still run, every thread included."""
     parents: dict[int, int] = {}
     cpu: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        parents[int(entry.name)] = int(fields[1])
-        cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / _TICKS
+    for process in processes():
+        parents[process.pid] = process.parent
+        cpu[process.pid] = process.cpu
     total, todo = 0.0, [pid]
     while todo:
         current = todo.pop()

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from _procstat import processes
+
 __all__ = ["ChildFailed", "Run", "between", "delete_prefix", "git_revision", "load_runs",
            "machine", "measure", "median_of", "past", "reason", "save_run", "server_cpu",
            "stored", "versions"]
@@ -109,20 +111,9 @@ def server_cpu() -> float:
     with the client measured, so what it takes is what the client cannot have."""
     # Only the cluster the benchmark talks to: the one under $RGW_DIR (rgw-up.sh's).
     cluster = os.environ.get("RGW_DIR", "/tmp/rgw").rstrip("/") + "/"
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        if name in SERVER_PROCESSES and cluster in _cmdline(entry):
-            fields = stat[stat.rindex(")") + 2 :].split()
-            total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
+    return sum(process.cpu for process in processes()
+               if process.name in SERVER_PROCESSES
+               and cluster in _cmdline(Path(f"/proc/{process.pid}")))
 
 
 def _cmdline(process: Path) -> str:
