@@ -280,6 +280,28 @@ def test_storage_failures_are_logged_with_the_request_id(moto_bucket: Bucket) ->
         "trace-1", "error", "EndpointConnectionError")
 
 
+def test_an_unexpected_failure_answers_500_with_the_request_id_and_every_header(
+        moto_bucket: Bucket) -> None:
+    """A fault no handler foresaw still gets the usual answer: a problem document with
+    the request's id, the security headers and ``no-store``, and one log line that names
+    the request and holds the traceback."""
+    with serving(moto_bucket) as served:
+        def broken(*_: object, **__: object) -> None:
+            raise RuntimeError("a bug in a route")
+
+        served.app.state.service.list_objects = broken
+        answer = served.client().get("/v1/objects", headers={"X-Request-ID": "trace-500"})
+        records = log_records(served)
+    problem = assert_problem(answer, 500, "internal-error")
+    assert "a bug" not in str(problem)  # no detail of the fault reaches the caller
+    assert answer.headers["x-request-id"] == "trace-500"
+    assert answer.headers["cache-control"] == "no-store"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    [failure] = [r for r in records if r.get("event") == "unexpected-error"]
+    assert failure["request_id"] == "trace-500" and failure["level"] == "error"
+    assert "RuntimeError: a bug in a route" in failure.get("exc", "")
+
+
 def test_no_credential_reaches_a_log_line_or_the_metrics(moto_bucket: Bucket) -> None:
     with serving(moto_bucket) as served:
         cookie = served.client().post("/v1/session").cookies["streamify_session"]

@@ -28,7 +28,7 @@ from ._middleware import (
     NoStoreMiddleware,
     RequestIdMiddleware,
 )
-from ._problems import ServiceError, install_error_handlers
+from ._problems import ServiceError, UnexpectedErrorMiddleware, install_error_handlers
 from ._readiness import Readiness, storage_check, store_check
 from ._service import UploadService
 from ._settings import ServiceSettings, load_settings
@@ -116,7 +116,9 @@ def create_app(settings: ServiceSettings, *, control: S3ControlPlane | None = No
                                "index.html: there is no page at /")
         return FileResponse(page)
 
-    # The last added runs first: forwarded headers are resolved before anything logs.
+    # The last added runs first: forwarded headers are resolved before anything logs, and
+    # an unforeseen fault is answered inside every middleware that adds headers.
+    app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes,
                        timeout=settings.body_timeout)
     app.add_middleware(NoStoreMiddleware, except_prefix="/ui/")

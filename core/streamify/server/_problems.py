@@ -6,6 +6,10 @@ Native routes answer RFC 9457 problem details (``application/problem+json`` with
 a caller sends can produce a 5xx: only storage failures can (502), and an unreachable
 limits store, which refuses new uploads (503, ``_shared_limits.py``).
 
+A fault no handler foresaw is answered by ``UnexpectedErrorMiddleware``, the innermost
+middleware, so that its 500 carries the request's id and every header the others add,
+and is logged once with its traceback (``unexpected-error``, ``streamify.server.errors``).
+
 Every storage failure (a 5xx, or storage refusing the service's own credentials) is logged
 once, here, as one JSON line on the ``streamify.server.storage`` logger: the S3 operation,
 its error code, the principal, method and path. Never a message, URL or header, so never
@@ -23,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._errors import (
     AccessDeniedError,
@@ -40,6 +45,7 @@ __all__ = [
     "CompanionError",
     "Problem",
     "ServiceError",
+    "UnexpectedErrorMiddleware",
     "from_core_error",
     "install_error_handlers",
 ]
@@ -50,6 +56,7 @@ COMPANION_PATH = "/s3/"
 
 STORAGE_LOGGER = "streamify.server.storage"
 _storage_log = logging.getLogger(STORAGE_LOGGER)
+_errors_log = logging.getLogger("streamify.server.errors")
 
 _TITLES = {
     400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
@@ -201,12 +208,49 @@ def install_error_handlers(app: FastAPI) -> None:
                                               headers=exc.headers))
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # Starlette still logs the traceback; the caller gets the usual shape, no details.
-        return _respond(request, ServiceError(500, "internal-error", "the service failed "
-                                              "unexpectedly; the error was logged"))
+        # Only for a fault in a middleware outside UnexpectedErrorMiddleware: Starlette
+        # still logs the traceback; the caller gets the usual shape, no details.
+        return _respond(request, _UNEXPECTED)
 
     app.add_exception_handler(ServiceError, on_service_error)
     app.add_exception_handler(StreamifyError, on_core_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+_UNEXPECTED = ServiceError(500, "internal-error", "the service failed unexpectedly; the "
+                           "error was logged under this answer's X-Request-ID")
+
+
+class UnexpectedErrorMiddleware:
+    """A fault no handler foresaw, answered from inside the other middleware: a 500 in the
+    usual shape, with the request's id, the security headers and ``no-store`` as any
+    other answer, and one ``unexpected-error`` line with the traceback. A fault raised
+    once the answer has started goes on up (the connection is cut)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watching_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching_send)
+        except Exception:
+            if started:
+                raise
+            request = Request(scope)
+            _errors_log.error(LogEvent({
+                "event": "unexpected-error", "method": request.method,
+                "path": request.url.path,
+                "principal": getattr(request.state, "principal", None)}), exc_info=True)
+            await _respond(request, _UNEXPECTED)(scope, receive, send)
