@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import botocore.exceptions
 from botocore.config import Config
+from botocore.credentials import RefreshableCredentials
 
 from ._checksum import checksum_algorithm, normalize_etag
 from ._control import (
@@ -255,6 +256,15 @@ class S3ControlPlane:
                                  headers=signed, access_key=frozen.access_key,
                                  secret_key=frozen.secret_key, token=frozen.token,
                                  now=datetime.now(UTC), expires_in=expires_in)
+
+    @property
+    def signs_without_io(self) -> bool:
+        """Whether presigning here is computation only: this control plane's own
+        ``Presigner``, with credentials that never refresh (keys, not a role whose
+        refresh would call STS)."""
+        credentials = self.client._request_signer._credentials  # type: ignore[attr-defined]
+        return (isinstance(self._fast_presigner(), Presigner) and credentials is not None
+                and not isinstance(credentials, RefreshableCredentials))
 
     def _fast_presigner(self) -> Presigner | bool | None:
         """A ``Presigner`` for a client this control plane built, addressed path-style

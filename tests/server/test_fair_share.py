@@ -116,6 +116,48 @@ def test_a_listing_over_the_rate_limit_is_refused_without_a_worker_thread(
     assert_problem(refused, 429, "rate-limited")
 
 
+def _is_uploads_listing(method: str, target: str) -> bool:
+    return method == "GET" and "?uploads" in target
+
+
+def test_a_sign_call_of_a_known_upload_does_not_wait_for_a_signing_thread(
+        moto_bucket: Bucket) -> None:
+    """Alice's sign calls for uploads the service has not seen yet wait in storage (their
+    ownership check is held by a proxy) and take both signing threads; bob signs a part of
+    an upload he signed for a moment ago and is answered at once, on the event loop. Red
+    if every sign call goes to a signing thread: bob's waits until the test gives up."""
+    proxy = WireProxy(moto_bucket.endpoint)
+    behind_proxy = Bucket(proxy.url, moto_bucket.name, moto_bucket.client)
+    try:
+        with running_api(behind_proxy, sign_concurrency=2, rate_limit=10_000,
+                         rate_burst=10_000, max_in_flight=10_000) as api:
+            bob = api.client("bob")
+            upload = bob.post("/v1/uploads", json={"filename": "b.bin", "size": 10}).json()
+            sign = {"key": upload["key"], "parts": [{"number": 1}]}
+            url = f"/v1/uploads/{upload['upload_id']}/sign"
+            assert bob.post(url, json=sign).status_code == 200  # ownership now known
+            alice = api.client("alice")
+            started = [alice.post("/v1/uploads", json={"filename": f"{n}.bin", "size": 10}
+                                  ).json() for n in range(2)]
+            api.app.state.service._owned.clear()  # alice's uploads: not checked yet
+            assert bob.post(url, json=sign).status_code == 200  # bob's checked again
+            proxy.hold_requests(match=_is_uploads_listing)
+            with ThreadPoolExecutor(2) as pool:
+                stuck = [pool.submit(alice.post, f"/v1/uploads/{a['upload_id']}/sign",
+                                     json={"key": a["key"], "parts": [{"number": 1}]})
+                         for a in started]
+                try:
+                    _wait_until(lambda: proxy.held >= 2)
+                    answer = httpx.post(f"{api.url}{url}", json=sign, timeout=10,
+                                        headers={"Authorization": f"Bearer {TOKENS['bob']}"})
+                finally:
+                    proxy.release()
+                assert all(s.result().status_code == 200 for s in stuck)
+    finally:
+        proxy.close()
+    assert answer.status_code == 200 and answer.json()["parts"][0]["url"]
+
+
 def _store_many(bucket: Bucket, prefix: str, count: int) -> None:
     def store(number: int) -> None:
         bucket.client.put_object(Bucket=bucket.name, Key=f"{prefix}clip-{number:05d}.mp4",

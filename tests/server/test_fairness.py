@@ -1,5 +1,6 @@
-"""Fair signing: a principal flooding the service gets 429s, signing runs a few calls at a
-time off the event loop, and ``/healthz`` and other principals keep answering meanwhile."""
+"""Fair signing: a principal flooding the service gets 429s, signing that may wait runs a
+few calls at a time off the event loop, and ``/healthz`` and other principals keep
+answering meanwhile."""
 
 from __future__ import annotations
 
@@ -61,6 +62,10 @@ class GatedControl(S3ControlPlane):
         self.active = 0
         self.peak = 0
         self._lock = threading.Lock()
+
+    @property
+    def signs_without_io(self) -> bool:
+        return False  # its signing waits for the gate: never on the event loop
 
     def sign_parts(self, destination: Destination, upload_id: str,
                    parts: Sequence[PartToSign], *, expires_in: int) -> list[SignedPart]:

@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.credentials import RefreshableCredentials
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from streamify._control import PartToSign
@@ -100,3 +101,18 @@ def test_control_plane_signs_through_it_only_when_the_url_is_simple() -> None:
     hosted = S3ControlPlane(endpoint_url=ENDPOINT, session=_session(), client_kwargs={
         "config": Config(s3={"addressing_style": "virtual"})})
     assert hosted._fast_presigner() is False
+
+
+def test_signing_is_computation_only_with_its_own_presigner_and_fixed_keys() -> None:
+    """What lets the API service sign on its event loop: its own ``Presigner`` and keys
+    that never refresh. A role's credentials refresh through STS (network I/O), and a
+    client passed in is signed by botocore."""
+    assert S3ControlPlane(endpoint_url=ENDPOINT, session=_session()).signs_without_io
+    given_client = S3ControlPlane(s3_client(endpoint_url=ENDPOINT, session=_session()))
+    assert not given_client.signs_without_io
+    role = _session()
+    role._session._credentials = RefreshableCredentials.create_from_metadata(  # type: ignore[attr-defined]
+        metadata={"access_key": "AKIDROLE", "secret_key": "secret", "token": "t",
+                  "expiry_time": "2999-01-01T00:00:00Z"},
+        refresh_using=lambda: {}, method="assume-role")
+    assert not S3ControlPlane(endpoint_url=ENDPOINT, session=role).signs_without_io
