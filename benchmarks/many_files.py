@@ -125,6 +125,8 @@ def run_all(args: argparse.Namespace, sets: list[tuple[int, int]], contenders: l
     from sign_throughput import real_s3_stack
 
     env = rclone_env(args.endpoint)
+    if args.tmp:
+        Path(args.tmp).mkdir(parents=True, exist_ok=True)
     held_file = Path(tempfile.mkdtemp(dir=args.tmp)) / "held"
     env["STREAMIFY_HELD_FILE"] = str(held_file)
     with real_s3_stack(args.endpoint) as stack, \

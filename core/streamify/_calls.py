@@ -60,6 +60,10 @@ class RetryingControlPlane:
                  sleep: Callable[[float], None] | None = None) -> None:
         self.inner = control
         self.sign_linger = control.sign_linger
+        # Checked once: an isinstance of a runtime protocol inspects every member, and
+        # a batch of small files asks it for each file.
+        self._object_signer = control if isinstance(control, ObjectSigner) else None
+        self._lists_objects = isinstance(control, ObjectLister)
         self._config = config
         self._flow = flow
         self._subscribers = subscribers
@@ -83,12 +87,12 @@ class RetryingControlPlane:
     @property
     def signs_objects(self) -> bool:
         """Whether the control plane can presign a whole-object PUT (``ObjectSigner``)."""
-        return isinstance(self.inner, ObjectSigner)
+        return self._object_signer is not None
 
     @property
     def lists_objects(self) -> bool:
         """Whether the control plane can list completed objects (``ObjectLister``)."""
-        return isinstance(self.inner, ObjectLister)
+        return self._lists_objects
 
     def call(self, doing: str, attempt: Callable[[], T], *, repeatable: bool = True,
              stoppable: bool = True) -> T:
@@ -139,9 +143,9 @@ class RetryingControlPlane:
 
     def sign_object(self, destination: Destination, part: PartToSign, *, content_type: str,
                     metadata: Mapping[str, str], expires_in: int) -> SignedPart:
-        signer = self.inner
-        if not isinstance(signer, ObjectSigner):
-            raise TypeError(f"{signer!r} cannot sign a whole-object PUT")
+        signer = self._object_signer
+        if signer is None:
+            raise TypeError(f"{self.inner!r} cannot sign a whole-object PUT")
         return self.call(f"signing the upload of {destination}", lambda: signer.sign_object(
             destination, part, content_type=content_type, metadata=metadata,
             expires_in=expires_in))
