@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import urllib3
+from urllib3.util import parse_url
 
 from ._checksum import normalize_etag
 from ._control import SignedPart
@@ -52,9 +53,10 @@ class PartSender:
         """Send ``body`` and return the part's ETag."""
         headers = {"Content-Length": str(len(body)), "Content-Type": "application/octet-stream"}
         headers.update(signed.headers)
-        response = self._http.request(
-            "PUT", signed.url, body=self._chunks(body, on_progress), headers=headers,
-            chunked=False, preload_content=True, redirect=False)
+        pool, target = self._pool_and_target(signed.url)
+        response = pool.urlopen(
+            "PUT", target, body=self._chunks(body, on_progress), headers=headers,
+            chunked=False, preload_content=True, redirect=False, assert_same_host=False)
         if response.status >= 300:
             data = response.data or b""
             code = _CODE_RE.search(data)
@@ -65,6 +67,21 @@ class PartSender:
                 message=message.group(1).decode(errors="replace") if message else "",
                 retry_after=parse_retry_after(response.headers.get("Retry-After")))
         return normalize_etag(response.headers.get("ETag", ""))
+
+    def _pool_and_target(self, url: str) -> tuple[urllib3.HTTPConnectionPool, str]:
+        """The pool for ``url``'s origin, and the request target (path and query).
+
+        Only the short origin is parsed here: ``PoolManager.request`` would parse the
+        whole presigned URL (hundreds of characters, checked one by one in Python) before
+        the pool parses its target again, about 50 us of interpreter time per PUT, as much
+        as hashing 25 KiB."""
+        start = url.find("://") + 3
+        ends = [end for end in (url.find("/", start), url.find("?", start)) if end >= 0]
+        split = min(ends) if ends else len(url)
+        origin = parse_url(url[:split])
+        pool = self._http.connection_from_host(origin.host, origin.port, origin.scheme)
+        target = url[split:]
+        return pool, target if target.startswith("/") else "/" + target
 
     def _chunks(self, body: bytes, on_progress: Callable[[int], None] | None) -> Iterator[bytes]:
         view = memoryview(body)
