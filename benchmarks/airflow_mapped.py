@@ -39,6 +39,7 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 
+from _chart import grouped_bars
 from _runs import (
     Run,
     between,
@@ -208,6 +209,23 @@ def report(runs: list[Run], header: str, notes: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def chart(runs: list[Run], path: Path) -> None:
+    good = [run for run in runs if not run.error]
+    names = [name for name in LABELS if any(run.contender == name for run in good)]
+    cases = list(dict.fromkeys(run.case for run in good))
+    panels: list[tuple[str, dict[tuple[str, str], float]]] = [
+        ("DAG run wall time, s (median)", {}), ("files/s", {})]
+    for case in cases:
+        for name in names:
+            mine = [run for run in good if run.case == case and run.contender == name]
+            if mine:
+                seconds = statistics.median(run.seconds for run in mine)
+                panels[0][1][case, name] = seconds
+                panels[1][1][case, name] = mine[0].files / seconds
+    grouped_bars(path, "Mapped bulk ingestion in Airflow (CeleryExecutor, two workers)",
+                 cases, names, panels)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--files", type=int, default=500)
@@ -239,6 +257,11 @@ def main() -> None:
     notes = run_all(args, runs_file)
     markdown = report(load_runs(runs_file), header, notes)
     (args.out / "airflow_mapped.md").write_text(markdown)
+    try:
+        chart(load_runs(runs_file), args.out / "airflow_mapped.png")
+    except ImportError:
+        print("no chart: matplotlib is not installed (benchmarks/requirements.txt)",
+              file=sys.stderr)
     print(markdown)
 
 
