@@ -4,7 +4,8 @@
 # and many_files.py (a directory of many files), companion.py (the API service beside
 # Uppy's Companion, with Node.js), then airflow_mapped.py (a mapped Airflow DAG beside the
 # Amazon provider's, with the airflow extra); results land in
-# benchmarks/results/ (markdown, PNG chart, every run as JSON lines).
+# benchmarks/results/ (markdown, PNG chart, every run as JSON lines), and summary.py
+# rewrites the README's summary table from them.
 #
 #   bash benchmarks/run.sh
 #
@@ -103,3 +104,5 @@ if [ "${BENCH_AIRFLOW_FILES:-500}" != 0 ]; then
             "and redis-server (apt-get install redis-server)" >&2
     fi
 fi
+# Last, the README's summary table from what the benchmarks above wrote.
+.venv/bin/python benchmarks/summary.py --results "$out"

@@ -31,6 +31,10 @@ def _x(value: float, base: float) -> str:
     return f"{value / base:.2f}x" if value and base else "-"
 
 
+def _ms(value: float) -> str:
+    return f"{value:.2f}" if value < 10 else f"{value:.0f}"
+
+
 def _medians(runs: Sequence[Run], case: str, field: str) -> dict[str, float]:
     """Each contender's median ``field`` for ``case``, over its runs that did not fail."""
     good = [run for run in runs if run.case == case and not run.error]
@@ -106,8 +110,8 @@ def many_files_rows(results: Path) -> list[str]:
             against.append(" / ".join(_x(seconds[best], seconds[name]) for name in mine)
                            + f" {best}")
             against.append("client CPU ms per file " + " / ".join(
-                f"{cpu[name] * 1000 / count:.2f}" for name in mine)
-                + f", {best} {cpu[best] * 1000 / count:.2f}")
+                _ms(cpu[name] * 1000 / count) for name in mine)
+                + f", {best} {_ms(cpu[best] * 1000 / count)}")
         if count < 100 and "streamify-jobs16" in seconds:
             jobs16 = [run for run in runs if run.case == case and not run.error
                       and run.contender == "streamify-jobs16"]
