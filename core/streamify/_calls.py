@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from . import _events as ev
@@ -31,7 +32,7 @@ from ._destination import Destination
 from ._errors import EndpointError, StreamifyError
 from ._sending import Flow
 
-__all__ = ["RetryingControlPlane", "may_have_arrived", "retrying"]
+__all__ = ["Abilities", "RetryingControlPlane", "may_have_arrived", "retrying"]
 
 T = TypeVar("T")
 
@@ -46,6 +47,21 @@ def may_have_arrived(error: EndpointError) -> bool:
     return error.connected and error.status not in _REFUSED_UNDONE
 
 
+@dataclass(frozen=True)
+class Abilities:
+    """What a control plane can do beyond ``ControlPlane``: asked once per control plane,
+    not per file (an isinstance of a runtime protocol inspects each of its members, and
+    every file of a batch wraps the command's control plane anew)."""
+
+    object_signer: ObjectSigner | None
+    lists_objects: bool
+
+    @classmethod
+    def of(cls, control: ControlPlane) -> Abilities:
+        return cls(control if isinstance(control, ObjectSigner) else None,
+                   isinstance(control, ObjectLister))
+
+
 class RetryingControlPlane:
     """``control`` with each call retried under ``config``'s budget.
 
@@ -57,13 +73,12 @@ class RetryingControlPlane:
     def __init__(self, control: ControlPlane, config: UploadConfig, *,
                  flow: Flow | None = None, subscribers: ev.Subscribers | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] | None = None) -> None:
+                 sleep: Callable[[float], None] | None = None,
+                 abilities: Abilities | None = None) -> None:
+        """``abilities``: what ``control`` can do, when already known (``retrying``)."""
         self.inner = control
         self.sign_linger = control.sign_linger
-        # Checked once: an isinstance of a runtime protocol inspects every member, and
-        # a batch of small files asks it for each file.
-        self._object_signer = control if isinstance(control, ObjectSigner) else None
-        self._lists_objects = isinstance(control, ObjectLister)
+        self.abilities = abilities or Abilities.of(control)
         self._config = config
         self._flow = flow
         self._subscribers = subscribers
@@ -87,12 +102,12 @@ class RetryingControlPlane:
     @property
     def signs_objects(self) -> bool:
         """Whether the control plane can presign a whole-object PUT (``ObjectSigner``)."""
-        return self._object_signer is not None
+        return self.abilities.object_signer is not None
 
     @property
     def lists_objects(self) -> bool:
         """Whether the control plane can list completed objects (``ObjectLister``)."""
-        return self._lists_objects
+        return self.abilities.lists_objects
 
     def call(self, doing: str, attempt: Callable[[], T], *, repeatable: bool = True,
              stoppable: bool = True) -> T:
@@ -143,7 +158,7 @@ class RetryingControlPlane:
 
     def sign_object(self, destination: Destination, part: PartToSign, *, content_type: str,
                     metadata: Mapping[str, str], expires_in: int) -> SignedPart:
-        signer = self._object_signer
+        signer = self.abilities.object_signer
         if signer is None:
             raise TypeError(f"{self.inner!r} cannot sign a whole-object PUT")
         return self.call(f"signing the upload of {destination}", lambda: signer.sign_object(
@@ -208,8 +223,10 @@ def retrying(control: ControlPlane, config: UploadConfig, *, flow: Flow | None =
              subscribers: ev.Subscribers | None = None) -> RetryingControlPlane:
     """``control`` with its calls retried under ``config``'s budget (never wrapped twice:
     an already retrying control plane gets the new budget around its inner one)."""
-    inner = control.inner if isinstance(control, RetryingControlPlane) else control
-    return RetryingControlPlane(inner, config, flow=flow, subscribers=subscribers)
+    if isinstance(control, RetryingControlPlane):
+        return RetryingControlPlane(control.inner, config, flow=flow, subscribers=subscribers,
+                                    abilities=control.abilities)
+    return RetryingControlPlane(control, config, flow=flow, subscribers=subscribers)
 
 
 def _spent(last: EndpointError, attempts: int, seconds: float) -> EndpointError:

@@ -229,3 +229,27 @@ def test_a_listing_that_fails_midway_goes_on_where_it_stopped() -> None:
     plane = Scripted([*first[:2], down()], first)
     listed = list(wrap(plane, clock).list_objects(Destination("bucket", "")))
     assert listed == first
+
+
+
+class Signing(Scripted):
+    def sign_object(self, destination: Destination, part: PartToSign, *, content_type: str,
+                    metadata: Mapping[str, str], expires_in: int) -> SignedPart:
+        return SignedPart(part.number, "http://scripted/object")
+
+
+def test_what_a_control_plane_can_do_is_asked_once_not_per_file() -> None:
+    from streamify._calls import retrying
+
+    command = retrying(Signing(), UploadConfig())
+    assert command.signs_objects and command.lists_objects
+    assert not retrying(Scripted(), UploadConfig()).signs_objects
+    for _ in range(3):  # each file of a batch wraps the command's control plane anew
+        per_file = retrying(command, UploadConfig(), flow=Flow())
+        assert per_file.inner is command.inner
+        # Taken over, not asked again (a runtime protocol's isinstance inspects each of
+        # its members, for every file).
+        assert per_file.abilities is command.abilities
+        signed = per_file.sign_object(HERE, PartToSign(1, 3, None, None),
+                                      content_type="video/mp4", metadata={}, expires_in=60)
+        assert signed.url == "http://scripted/object"
