@@ -13,6 +13,7 @@ endpoint.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import threading
@@ -25,7 +26,10 @@ __all__ = ["Presigner"]
 _ALGORITHM = "AWS4-HMAC-SHA256"
 
 
+@functools.lru_cache(maxsize=256)
 def _quote(text: str, safe: str) -> str:
+    """Percent-encoded ``text``; kept, since most of a URL's query (the parameter names,
+    the algorithm, the credential, the expiry, the bucket) is the same for every URL."""
     return urllib.parse.quote(text, safe=safe)
 
 
@@ -64,17 +68,16 @@ class Presigner:
         canonical_query = "&".join(
             f"{_quote(name, '-_.~')}={_quote(value, '-_.~')}"
             for name, value in sorted(params.items()))
-        path = f"{self._prefix}/{_quote(bucket, '-_.~')}/{_quote(key, '/~')}"
+        where = f"/{_quote(bucket, '-_.~')}/{urllib.parse.quote(key, safe='/~')}"
         canonical = "\n".join((
-            "PUT", path, canonical_query,
+            "PUT", self._prefix + where, canonical_query,
             "".join(f"{name}:{signed[name]}\n" for name in names),
             ";".join(names), "UNSIGNED-PAYLOAD"))
         to_sign = "\n".join((_ALGORITHM, stamp, scope,
                              hashlib.sha256(canonical.encode()).hexdigest()))
         signature = hmac.new(self._key(secret_key, date), to_sign.encode(),
                              hashlib.sha256).hexdigest()
-        base = f"{self._base}/{_quote(bucket, '-_.~')}/{_quote(key, '/~')}"
-        return f"{base}?{canonical_query}&X-Amz-Signature={signature}"
+        return f"{self._base}{where}?{canonical_query}&X-Amz-Signature={signature}"
 
     def _key(self, secret_key: str, date: str) -> bytes:
         """The signing key of ``date`` (derived once a day per secret)."""
