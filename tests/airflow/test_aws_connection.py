@@ -9,8 +9,8 @@ URLs directly, not through the botocore client and its proxy.)
 
 from __future__ import annotations
 
-import contextlib
 import os
+import select
 import socket
 import socketserver
 import ssl
@@ -146,24 +146,30 @@ class _TlsFront:
             client.close()  # a client that refused the certificate
             return
         upstream = socket.create_connection(self._upstream)
-        threading.Thread(target=_pipe, args=(upstream, secure), daemon=True).start()
-        _pipe(secure, upstream)
+        with secure, upstream:
+            _relay(secure, upstream)
 
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
 
 
-def _pipe(source: socket.socket, target: socket.socket) -> None:
-    try:
-        while data := source.recv(65536):
-            target.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for end in (source, target):
-            with contextlib.suppress(OSError):
-                end.close()
+def _relay(secure: ssl.SSLSocket, upstream: socket.socket) -> None:
+    """Carry bytes both ways until either end closes, on this one thread: an SSL socket
+    read on one thread while another writes to it can corrupt its records (OpenSSL's
+    object is not safe for that; the client saw "bad record mac")."""
+    other = {secure: upstream, upstream: secure}
+    while True:
+        # Bytes OpenSSL already decrypted do not wake select: take them first.
+        ready = [secure] if secure.pending() else select.select(list(other), [], [])[0]
+        for source in ready:
+            try:
+                data = source.recv(65536)
+                if not data:
+                    return
+                other[source].sendall(data)
+            except OSError:
+                return
 
 
 @pytest.fixture
