@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import statistics
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +41,12 @@ def _medians(runs: Sequence[Run], case: str, field: str) -> dict[str, float]:
             for name in dict.fromkeys(run.contender for run in good)}
 
 
+def _runs(results: Path, name: str) -> list[Run]:
+    """The runs a benchmark left in ``results`` (none when it did not run)."""
+    path = results / f"{name}-runs.jsonl"
+    return load_runs(path) if path.exists() else []
+
+
 def _started(results: Path, name: str) -> str:
     """'2026-12-05 02:03 UTC, commit abc1234' from a benchmark's header, or ''."""
     header = results / f"{name}-runs.header.md"
@@ -56,10 +61,7 @@ def _link(results: Path, name: str) -> str:
 
 
 def throughput_rows(results: Path) -> list[str]:
-    runs_file = results / "throughput-runs.jsonl"
-    if not runs_file.exists():
-        return []
-    runs = load_runs(runs_file)
+    runs = _runs(results, "throughput")
     chart, rows = _link(results, "throughput.png"), []
     for case in dict.fromkeys(run.case for run in runs):
         seconds = _medians(runs, case, "seconds")
@@ -85,10 +87,7 @@ def throughput_rows(results: Path) -> list[str]:
 
 
 def many_files_rows(results: Path) -> list[str]:
-    runs_file = results / "many_files-runs.jsonl"
-    if not runs_file.exists():
-        return []
-    runs = load_runs(runs_file)
+    runs = _runs(results, "many_files")
     chart, rows = _link(results, "many_files.png"), []
     for case in dict.fromkeys(run.case for run in runs):
         seconds, cpu = _medians(runs, case, "seconds"), _medians(runs, case, "cpu")
@@ -157,15 +156,13 @@ def companion_rows(results: Path) -> list[str]:
 
 
 def airflow_rows(results: Path) -> list[str]:
-    runs_file = results / "airflow_mapped-runs.jsonl"
-    if not runs_file.exists():
+    runs = _runs(results, "airflow_mapped")
+    if not runs:
         return []
-    runs = [run for run in load_runs(runs_file) if not run.error]
-    seconds = {name: statistics.median(run.seconds for run in runs if run.contender == name)
-               for name in dict.fromkeys(run.contender for run in runs)}
+    seconds = _medians(runs, runs[0].case, "seconds")
     if "streamify" not in seconds:
         return []
-    files = next(run.files for run in runs if run.contender == "streamify")
+    files = runs[0].files
     against = [f"{name}'s DAG run took {_x(value, seconds['streamify'])} Streamify's time"
                for name, value in seconds.items() if name != "streamify"]
     return [f"| Airflow: {files} files by one mapped task each (CeleryExecutor) | "
